@@ -1,0 +1,28 @@
+"""Shared fixtures. Tests build tiny models and run on the CPU; slow tests are marked and still run in CI."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_zoo_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own ZOO_HOME and Keras cache, and never touches the network by accident."""
+    home = tmp_path_factory.mktemp("zoo_home")
+    monkeypatch.setenv("ZOO_HOME", str(home))
+    monkeypatch.setenv("KERAS_HOME", str(home / "keras"))
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _clear_keras_session():
+    yield
+    import sys
+
+    if "keras" in sys.modules:
+        sys.modules["keras"].backend.clear_session()

@@ -1,0 +1,44 @@
+"""zoo: a Keras 3 model zoo and transfer-learning toolkit.
+
+Importing zoo must stay instant: it never imports TensorFlow or Keras. Every public function
+below is resolved lazily from the module that implements it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> "module:attribute"; the module is imported on first use only.
+_API = {
+    "list_models": "zoo.registry:list_models",
+    "info": "zoo.registry:info",
+    "build": "zoo.registry:build",
+    "build_backbone": "zoo.registry:build_backbone",
+    "load_model": "zoo.modeldir:load_model",
+    "predict": "zoo.inference:predict",
+    "finetune": "zoo.training.finetune:finetune",
+    "evaluate": "zoo.evaluation:evaluate",
+    "export": "zoo.export:export",
+    "inference_model": "zoo.optimize:inference_model",
+    "freeze": "zoo.training.freeze:freeze",
+    "replace_head": "zoo.training.freeze:replace_head",
+    "bench": "zoo.bench:bench",
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str):
+    target = _API.get(name)
+    if target is None:
+        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+    module_name, attr = target.split(":")
+    value = getattr(importlib.import_module(module_name), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

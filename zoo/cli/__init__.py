@@ -1,0 +1,98 @@
+"""The `zoo` command line: a thin click layer over the public API.
+
+Each command lives in its own module and is imported only when it runs, so `zoo --help` and
+`zoo list` stay instant. User mistakes (zoo.errors.UsageError) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# command name -> "module:click command"
+COMMANDS = {
+    "list": "zoo.cli.listing:list_cmd",
+    "info": "zoo.cli.listing:info_cmd",
+    "predict": "zoo.cli.predict:predict_cmd",
+    "finetune": "zoo.cli.finetune:finetune_cmd",
+    "evaluate": "zoo.cli.evaluate:evaluate_cmd",
+    "export": "zoo.cli.export:export_cmd",
+    "weights": "zoo.cli.weights:weights_group",
+    "bench": "zoo.cli.bench:bench_cmd",
+}
+
+HELP = {
+    "list": "The registry as a table.",
+    "info": "Params, MACs, input size and weights of a model.",
+    "predict": "Predictions for image files, folders, globs and .txt lists.",
+    "finetune": "Transfer learning (or training from scratch) on your data.",
+    "evaluate": "Task metrics on labelled data.",
+    "export": "Export to SavedModel, TFLite or ONNX, with a parity check.",
+    "weights": "The weights cache: list, fetch, verify, import.",
+    "bench": "Throughput of a model on this machine.",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            return _missing(name)
+        return getattr(module, attr)
+
+    def format_commands(self, ctx, formatter):
+        # Short help from the table above, so `zoo --help` imports no command module.
+        rows = [(name, HELP.get(name, "")) for name in COMMANDS]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _missing(name):
+    @click.command(name=name, help=HELP.get(name, ""))
+    def cmd():
+        raise click.UsageError(f"`zoo {name}` is not available in this build of zoo.")
+
+    return cmd
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="zoo", prog_name="zoo")
+def cli():
+    """zoo: classic vision networks, pretrained weights and fine-tuning, for Keras 3."""
+
+
+def main(argv=None) -> None:
+    """Console entry point: user errors become one line on stderr and exit status 2."""
+    import os
+
+    from zoo.errors import UsageError
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+    try:
+        cli.main(args=argv, prog_name="zoo", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except UsageError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)

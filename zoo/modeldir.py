@@ -1,0 +1,153 @@
+"""Model directories and the metadata that travels with every zoo model.
+
+A model directory (written by `zoo finetune`, read by predict / evaluate / export) holds
+`model.keras`, `metadata.json`, `history.csv`, `curves.png` and task plots. Models built by
+`zoo.build` carry the same metadata in memory (`get_meta`), so predict treats a registry model
+and a fine-tuned one alike: preprocessing, resize policy and labels always come from here.
+
+metadata.json keys (all optional but `arch` and `task`):
+    zoo_version, arch, task, labels (list[str]), input_shape [H, W, C],
+    preprocessing {in_model: bool, mode, mean, std, scale, resize: "squash"|"crop"|"letterbox",
+                   crop_pct}, weights {origin, sha256}, precision, strategy, data {...},
+    metrics {...}, versions {tensorflow, keras, python}, plus task extras
+    (detection: anchors; captioning: vocabulary, max_length; segmentation: ignore_index).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import UsageError
+
+MODEL_FILE = "model.keras"
+META_FILE = "metadata.json"
+
+
+def attach_meta(model, meta: dict[str, Any]) -> None:
+    # object.__setattr__ bypasses Keras attribute tracking: metadata is not model state.
+    object.__setattr__(model, "_zoo_meta", dict(meta))
+
+
+def get_meta(model) -> dict[str, Any]:
+    return dict(getattr(model, "_zoo_meta", None) or {})
+
+
+def versions() -> dict[str, str]:
+    import platform
+
+    out = {"python": platform.python_version()}
+    try:
+        import keras
+        import tensorflow as tf
+
+        out.update(tensorflow=tf.__version__, keras=keras.__version__)
+    except Exception:  # versions are informative only
+        pass
+    from zoo import __version__
+
+    out["zoo"] = __version__
+    return out
+
+
+def meta_for_build(spec, model, source) -> dict[str, Any]:
+    """Metadata for a model fresh from `zoo.build`: its task, labels and preprocessing."""
+    shape = [int(d) if d is not None else None for d in model.input_shape[1:]] if hasattr(model, "input_shape") else None
+    meta: dict[str, Any] = {"arch": spec.name, "task": spec.task, "input_shape": shape}
+    if source is not None:
+        meta["labels"] = list(source.labels or [])
+        meta["preprocessing"] = dict(source.preprocessing or {})
+        meta["weights"] = {"origin": source.origin, "sha256": source.sha256}
+    return meta
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text via a temp file in the same folder, fsync and rename: never half-written."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model, path: str | os.PathLike) -> Path:
+    """Save `model` as a .keras file atomically (temp file beside the target, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_model_dir(model, out: str | os.PathLike, meta: dict[str, Any] | None = None) -> Path:
+    """Write model.keras and metadata.json into `out` (other files are the trainer's)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {**get_meta(model), **(meta or {})}
+    meta.setdefault("versions", versions())
+    save_model(model, out / MODEL_FILE)
+    atomic_write_text(out / META_FILE, json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    attach_meta(model, meta)
+    return out
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    meta_path = path / META_FILE if path.is_dir() else path.with_name(META_FILE)
+    if not meta_path.exists():
+        return {}
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{meta_path} is not valid JSON ({exc}). Re-create the model directory with `zoo finetune`.") from None
+    if not isinstance(meta, dict):
+        raise UsageError(f"{meta_path} must hold a JSON object. Re-create the model directory with `zoo finetune`.")
+    return meta
+
+
+def custom_objects() -> dict[str, Any]:
+    """Every Keras class zoo defines, so .keras files written by zoo load in safe mode."""
+    from zoo.models import custom_objects as model_objects
+
+    return dict(model_objects())
+
+
+def load_model(path: str | os.PathLike):
+    """Load a model directory or a .keras file written by zoo (safe mode: no code from data)."""
+    import keras
+
+    path = Path(path)
+    if path.is_dir():
+        model_file = path / MODEL_FILE
+        if not model_file.exists():
+            raise UsageError(f"{path} is not a zoo model directory: {MODEL_FILE} is missing. "
+                             f"Point at a folder written by `zoo finetune` or at a .keras file.")
+    elif path.suffix == ".keras" and path.is_file():
+        model_file = path
+    elif not path.exists():
+        raise UsageError(f"Model path {path} does not exist. Give a model directory, a .keras file or a registry name.")
+    else:
+        raise UsageError(f"{path} is neither a model directory nor a .keras file.")
+    try:
+        model = keras.saving.load_model(model_file, custom_objects=custom_objects(), safe_mode=True)
+    except ValueError as exc:
+        raise UsageError(f"Cannot load {model_file}: {exc}") from None
+    attach_meta(model, read_meta(path))
+    return model

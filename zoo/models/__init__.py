@@ -1,0 +1,46 @@
+"""Architectures only: one file per family, Keras-style builders with the keras.applications
+signature plus `include_preprocessing`. Nothing here imports the rest of zoo except zoo.errors.
+
+`from zoo.models import ResNet50` resolves lazily so `import zoo.models` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# Keras-style builder name -> family module (each module defines the function).
+_BUILDERS = {
+    "LeNet5": "lenet",
+    "AlexNet": "alexnet",
+    "VGG11": "vgg", "VGG13": "vgg", "VGG16": "vgg", "VGG19": "vgg",
+    "VGG11BN": "vgg", "VGG13BN": "vgg", "VGG16BN": "vgg", "VGG19BN": "vgg",
+    "GoogLeNet": "googlenet",
+    "ResNet18": "resnet", "ResNet34": "resnet", "ResNet50": "resnet", "ResNet101": "resnet", "ResNet152": "resnet",
+    "DenseNet121": "densenet", "DenseNet169": "densenet", "DenseNet201": "densenet",
+    "YOLOLite": "yolo_lite",
+    "FCN32s": "fcn", "FCN16s": "fcn", "FCN8s": "fcn",
+    "ShowAndTell": "show_and_tell",
+}
+
+FAMILIES = ("lenet", "alexnet", "vgg", "googlenet", "resnet", "densenet", "yolo_lite", "fcn", "show_and_tell")
+
+
+def __getattr__(name: str):
+    family = _BUILDERS.get(name)
+    if family is None:
+        raise AttributeError(f"module 'zoo.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"zoo.models.{family}"), name)
+
+
+def custom_objects() -> dict:
+    """Every custom Keras class of every family (each module may define CUSTOM_OBJECTS)."""
+    objects: dict = {}
+    for family in FAMILIES + ("common",):
+        try:
+            module = importlib.import_module(f"zoo.models.{family}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"zoo.models.{family}":
+                raise
+            continue
+        objects.update(getattr(module, "CUSTOM_OBJECTS", {}))
+    return objects

@@ -1,0 +1,21 @@
+"""Pretrained weights: the manifest, verified downloads into ZOO_HOME, format readers
+(zoo .weights.h5, legacy keras.applications HDF5, torchvision/timm safetensors) and loading.
+
+Interface used by zoo.registry.build:
+    resolve_weights(arch, weights) -> WeightsSource   # a manifest tag or a path; fetches if needed
+    load_weights(model, source) -> LoadReport           # by layer name; head skipped if classes differ
+"""
+
+from __future__ import annotations
+
+
+def resolve_weights(arch: str, weights: str):
+    from zoo.pretrained.resolve import resolve_weights as impl
+
+    return impl(arch, weights)
+
+
+def load_weights(model, source):
+    from zoo.pretrained.load import load_weights as impl
+
+    return impl(model, source)
