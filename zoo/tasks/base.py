@@ -13,13 +13,33 @@ Prediction (zoo.inference drives it; decoding is zoo.data.images, shared with tr
     save(record, image, meta, save_dir) -> None
         Draws the per-task artefact (annotated boxes, mask + overlay PNG, captioned image).
 
-Training (zoo.training.finetune drives it, sharing precision, strategy, resume, history, curves):
+Training (zoo.training.finetune drives it, sharing precision, strategy, resume, history, curves).
+`options` is one plain dict (zoo.training.options.TrainOptions.as_dict()) with at least:
+    input_shape (H, W, C) the model takes, batch_size, seed, val (path | None), val_split (float),
+    augment ("none"|"light"|"strong"), class_weights ("auto"|"none"), weights (tag|path|None),
+    label_smoothing, image_size, plus `task_options` (dict from `--opt key=value`, task-specific).
+
     load_data(data, options) -> TaskData
-    build_model(arch, data, options) -> keras.Model     (weights, backbone, head for data's classes)
-    loss(data, options), metrics(data, options)
+        Validate DATA and raise zoo.errors.UsageError (one line: rule, value, what to do) BEFORE
+        anything trains. Datasets are UNBATCHED (the trainer batches with the global batch size),
+        yield (inputs, targets) or (inputs, targets, sample_weight), images float32 in [0, 255]
+        at options["input_shape"] (models carry their own preprocessing). Read pixels with
+        zoo.data.images.decode_image so training and predict see the same pixels.
+    build_model(arch, data, options) -> keras.Model
+        arch: registry name, model directory, or "hub:PATH". Called under the precision policy
+        and inside strategy.scope(); the output(s) must be float32 (last activation dtype="float32").
+        Attach metadata with zoo.modeldir.attach_meta (labels, preprocessing, input_shape...).
+    loss(data, options) -> keras loss (or dict per output)
+    metrics(data, options) -> list of keras metrics (or dict per output)
+    monitor(options) -> (name, mode)      optional: what early stopping / best checkpoint watch,
+                                          default ("val_loss", "min")
+    stages(model, data, options) -> list[zoo.training.recipe.Stage]
+                                          optional: default is zoo.training.recipe.default_stages
+                                          (head only on a frozen base, then unfreeze top blocks
+                                          with layer-wise LR decay; one stage when from scratch)
     metadata(model, data, options) -> dict             (task extras for metadata.json: anchors, vocab...)
     evaluate(model, meta, data_dir, options) -> dict   (same keys as `zoo evaluate --json`)
-    report(model, meta, data, out_dir) -> None         (task plots after training)
+    report(model, meta, data, out_dir) -> None         (task plots after training, e.g. confusion matrix)
 """
 
 from __future__ import annotations
@@ -35,9 +55,11 @@ class TaskData:
     train: Any  # tf.data.Dataset of (inputs, targets), not yet batched unless `batched`
     val: Any  # same for validation, or None
     labels: list[str]  # class names (captioning: may be empty)
-    summary: dict[str, Any] = field(default_factory=dict)  # counts: images, skipped files, per class...
+    summary: dict[str, Any] = field(default_factory=dict)  # counts: train, val, skipped, per_class...
     extras: dict[str, Any] = field(default_factory=dict)  # anchors, vocabulary, class weights...
-    batched: bool = False
+    batched: bool = False  # True only if the task batches itself (then the trainer does not)
+    num_train: int | None = None  # examples in `train` (steps per epoch for schedules)
+    num_val: int | None = None
 
 
 class Task(Protocol):
