@@ -1,0 +1,252 @@
+"""Pieces every family shares: the in-model preprocessing layer, argument checks, the model
+input, the classifier head and named feature maps.
+
+Argument checks raise zoo.errors.UsageError (a ValueError) that states the rule, the value
+received and what to do next, before Keras could fail deep inside a shape computation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import keras
+
+from zoo.errors import UsageError
+
+# The preprocessing modes of keras.applications / torchvision (see the brief): pixels x in
+# [0, 255] become (x * scale - mean) / std, channels flipped to BGR first when asked.
+PREPROCESSING: dict[str, dict[str, Any]] = {
+    "torch": {"mode": "torch", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+              "channel_order": "rgb"},
+    "caffe": {"mode": "caffe", "scale": 1.0, "mean": [103.939, 116.779, 123.68], "std": [1.0, 1.0, 1.0],
+              "channel_order": "bgr"},
+    "tf": {"mode": "tf", "scale": 1 / 127.5, "mean": [1.0], "std": [1.0], "channel_order": "rgb"},
+    "unit": {"mode": "unit", "scale": 1 / 255, "mean": [0.0], "std": [1.0], "channel_order": "rgb"},
+}
+
+POOLINGS = ("avg", "max", None)
+
+
+def preprocessing_config(preprocessing: dict[str, Any] | str | None, *, default: str) -> dict[str, Any]:
+    """A complete preprocessing dict from a mode name, a (partial) dict or None (the family default)."""
+    if preprocessing is None:
+        preprocessing = default
+    if isinstance(preprocessing, str):
+        if preprocessing not in PREPROCESSING:
+            raise UsageError(f"`preprocessing` must be one of {', '.join(map(repr, PREPROCESSING))} or a dict. "
+                             f"Received: preprocessing={preprocessing!r}.")
+        return dict(PREPROCESSING[preprocessing])
+    if not isinstance(preprocessing, dict):
+        raise UsageError(f"`preprocessing` must be a mode name or a dict with scale/mean/std/channel_order. "
+                         f"Received: preprocessing={preprocessing!r}.")
+    base = dict(PREPROCESSING.get(preprocessing.get("mode", ""), {"mode": "custom", "scale": 1.0, "mean": [0.0],
+                                                                   "std": [1.0], "channel_order": "rgb"}))
+    base.update(preprocessing)
+    if base.get("channel_order", "rgb") not in ("rgb", "bgr"):
+        raise UsageError(f"`channel_order` must be 'rgb' or 'bgr'. Received: channel_order={base['channel_order']!r}.")
+    return base
+
+
+def _vector(values: Any, key: str) -> list[float]:
+    if isinstance(values, (int, float)):
+        return [float(values)]
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise UsageError(f"Preprocessing `{key}` must be a number or a list of numbers. Received: {key}={values!r}.") from None
+
+
+def check_preprocessing_channels(config: dict[str, Any], channels: int) -> None:
+    """The mean/std lists must have one value or one per input channel; BGR needs 3 channels."""
+    for key in ("mean", "std"):
+        values = _vector(config.get(key, [0.0]), key)
+        if len(values) not in (1, channels):
+            raise UsageError(
+                f"Preprocessing {config.get('mode', 'custom')!r} has {len(values)} `{key}` values, which needs "
+                f"{len(values)} input channels (or 1). Received: input_shape with {channels} channels. "
+                f"Give an input with {len(values)} channels, or preprocessing with one {key} per channel."
+            )
+    if config.get("channel_order") == "bgr" and channels != 3:
+        raise UsageError(f"BGR channel order needs 3 input channels. Received: {channels} channels. "
+                         f"Use an RGB input or preprocessing with channel_order='rgb'.")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Preprocess(keras.layers.Layer):
+    """y = (x * scale - mean) / std on pixels in [0, 255], after a channel flip for BGR."""
+
+    def __init__(self, scale: float = 1.0, mean=(0.0,), std=(1.0,), channel_order: str = "rgb",
+                 mode: str = "custom", **kwargs):
+        super().__init__(**kwargs)
+        self.scale = float(scale)
+        self.mean = _vector(mean, "mean")
+        self.std = _vector(std, "std")
+        self.channel_order = channel_order
+        self.mode = mode
+        n = max(len(self.mean), len(self.std))
+        mean = self.mean * n if len(self.mean) == 1 else self.mean
+        std = self.std * n if len(self.std) == 1 else self.std
+        # Folded into one multiply-add: x * (scale / std) - mean / std.
+        self._mul = [self.scale / s for s in std]
+        self._add = [m / s for m, s in zip(mean, std)]
+
+    def call(self, inputs):
+        ops = keras.ops
+        x = ops.cast(inputs, self.compute_dtype)
+        if self.channel_order == "bgr":
+            x = ops.flip(x, axis=-1)
+        mul = ops.convert_to_tensor(self._mul, dtype=self.compute_dtype)
+        add = ops.convert_to_tensor(self._add, dtype=self.compute_dtype)
+        return x * mul - add
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "mean": list(self.mean), "std": list(self.std),
+                "channel_order": self.channel_order, "mode": self.mode}
+
+
+CUSTOM_OBJECTS = {"zoo>Preprocess": Preprocess}
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+def check_classes(num_classes: Any, *, include_top: bool) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        if not include_top and num_classes is None:
+            return 0
+        raise UsageError(f"`classes` must be a positive integer. Received: classes={num_classes!r}. "
+                         f"Pass the number of classes of your data, e.g. classes=10.")
+    return num_classes
+
+
+def check_pooling(pooling: Any) -> None:
+    if pooling not in POOLINGS:
+        raise UsageError(f"`pooling` must be one of 'avg', 'max' or None. Received: pooling={pooling!r}.")
+
+
+def check_activation(activation: Any) -> None:
+    if activation is not None and not isinstance(activation, str) and not callable(activation):
+        raise UsageError(f"`classifier_activation` must be None, a name such as 'softmax', or a callable. "
+                         f"Received: classifier_activation={activation!r}.")
+
+
+def check_input_shape(input_shape: Any, *, default: tuple[int, int, int], min_size: int, arch: str,
+                      include_top: bool, fixed_top: bool) -> tuple[int, int, int]:
+    """A valid (H, W, C): None gives the default; `fixed_top` heads need exactly the default H, W."""
+    if input_shape is None:
+        return tuple(default)
+    shape = tuple(input_shape)
+    if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        raise UsageError(f"`input_shape` must be (height, width, channels) with integers. "
+                         f"Received: input_shape={input_shape!r}. For {arch} use e.g. {tuple(default)}.")
+    h, w, c = shape
+    if c < 1:
+        raise UsageError(f"`input_shape` needs at least one channel. Received: input_shape={shape}.")
+    if h < min_size or w < min_size:
+        raise UsageError(f"{arch} needs an input of at least {min_size}x{min_size} pixels. "
+                         f"Received: input_shape={shape}. Resize the images or use a larger input_shape.")
+    if include_top and fixed_top and (h, w) != tuple(default[:2]):
+        raise UsageError(
+            f"{arch} with include_top=True needs input {default[0]}x{default[1]} because its dense head has a "
+            f"fixed size. Received: input_shape={shape}. Use include_top=False (with pooling='avg' for a vector), "
+            f"or input_shape={(default[0], default[1], c)}."
+        )
+    return shape
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def model_input(input_shape: tuple[int, int, int], *, include_preprocessing: bool,
+                preprocessing: dict[str, Any] | str | None, default_preprocessing: str, input_tensor=None):
+    """(inputs, x, config): the Keras input and the tensor after the optional Preprocess layer."""
+    if input_tensor is None:
+        inputs = keras.Input(shape=input_shape, name="input")
+    elif keras.backend.is_keras_tensor(input_tensor):
+        inputs = input_tensor
+    else:
+        inputs = keras.Input(tensor=input_tensor, shape=input_shape, name="input")
+    config = None
+    x = inputs
+    if include_preprocessing:
+        config = preprocessing_config(preprocessing, default=default_preprocessing)
+        check_preprocessing_channels(config, input_shape[-1])
+        layer_args = {k: config[k] for k in ("scale", "mean", "std", "channel_order", "mode") if k in config}
+        x = Preprocess(name="preprocess", **layer_args)(x)
+    return inputs, x, config
+
+
+def head_dtype() -> str | None:
+    """float32 for the classifier under a mixed-precision policy, so softmax never runs in float16."""
+    policy = keras.mixed_precision.global_policy()
+    return "float32" if policy.compute_dtype != policy.variable_dtype else None
+
+
+def predictions(x, num_classes: int, activation, *, name: str = "predictions"):
+    return keras.layers.Dense(num_classes, activation=activation, dtype=head_dtype(), name=name)(x)
+
+
+def global_pool(x, pooling: str | None, *, name: str):
+    layers = keras.layers
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name=name)(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name=name)(x)
+    return x
+
+
+def make_model(inputs, outputs, *, name: str):
+    source = keras.utils.get_source_inputs(inputs)
+    # A single input tensor (not a one-element list) keeps Keras's input structure warning away.
+    return keras.Model(source[0] if len(source) == 1 else source, outputs, name=name)
+
+
+def feature_model(model, layers: dict[str, str], *, name: str | None = None):
+    """A model with the same inputs whose output is {key: output of layer name}, in the given order."""
+    missing = [layer for layer in layers.values() if layer not in {lyr.name for lyr in model.layers}]
+    if missing:
+        raise UsageError(f"Model {model.name!r} has no layer {missing[0]!r} for its feature maps; "
+                         f"build it with zoo.build(..., include_top=False) or the family's builder.")
+    outputs = {key: model.get_layer(layer).output for key, layer in layers.items()}
+    return keras.Model(model.inputs, outputs, name=name or f"{model.name}_features")
+
+
+def keras_style(name: str, *, weights, input_tensor, build: Callable[..., Any], **kwargs):
+    """Shared body of the keras.applications-style functions (ResNet50(...), VGG16(...), ...).
+
+    `weights` None builds the bare architecture; a tag or a path goes through zoo.build, which
+    resolves, verifies and loads it (imported lazily so the models package stays self-contained).
+    """
+    if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
+        return build(input_tensor=input_tensor, **kwargs)
+    if input_tensor is not None:
+        raise UsageError(f"`input_tensor` cannot be combined with weights={weights!r}. "
+                         f"Build with input_shape=... instead, or load weights with zoo.build.")
+    from zoo.registry import build as zoo_build
+
+    variant_kwargs = dict(kwargs)
+    variant_kwargs.pop("variant", None)
+    num_classes = variant_kwargs.pop("num_classes")
+    return zoo_build(name, weights=weights, num_classes=num_classes, **variant_kwargs)
+
+
+def make_options(cls, options: dict[str, Any], *, arch: str, base=None):
+    """A frozen options dataclass from keyword `options`, checking names and Literal values."""
+    import dataclasses
+    import typing
+
+    base = base if base is not None else cls()
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise UsageError(f"{arch} has no option {unknown[0]!r}. Received: {unknown[0]}={options[unknown[0]]!r}. "
+                         f"Options of {arch}: {', '.join(sorted(fields)) or 'none'}.")
+    hints = typing.get_type_hints(cls)
+    for key, value in options.items():
+        if typing.get_origin(hints[key]) is typing.Literal and value not in typing.get_args(hints[key]):
+            choices = ", ".join(repr(v) for v in typing.get_args(hints[key]))
+            raise UsageError(f"`{key}` of {arch} must be one of {choices}. Received: {key}={value!r}.")
+    return dataclasses.replace(base, **options)
