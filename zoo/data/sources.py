@@ -1,0 +1,88 @@
+"""Expand what people type after `zoo predict` into image sources, in input order, lazily.
+
+    iter_sources(["photos/", "a.jpg", "shots/*.png", "list.txt"], recursive=False)
+        -> ("photos/1.jpg", None), ("a.jpg", None), ..., ("shots/*.png", "no file matches ...")
+
+Rules:
+- a folder gives its image files (zoo.data.images.list_images, sorted; subfolders with
+  `recursive=True`); a folder holding no image gives one error item, so nothing vanishes silently;
+- a `.txt` file is a list of sources, one a line (blank lines and `#` comments skipped); relative
+  lines are relative to the list's folder; lines may be files, folders or globs, not further lists;
+- a path with wildcards (`*`, `?`, `[`, `**` with recursive) that does not exist as such is a
+  glob: its image files in sorted order, or one error item when nothing matches;
+- anything else is yielded as is; a missing file becomes an error record when it is decoded.
+Items are (source, error): error is None for a path to decode, else a one-line reason.
+Nothing is listed ahead of need, so a list of millions of paths streams in bounded memory.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from zoo.data.images import IMAGE_EXTENSIONS, list_images
+
+Item = tuple[str, str | None]
+
+_WILDCARDS = ("*", "?", "[")
+
+
+def iter_sources(sources: str | os.PathLike | Iterable[str | os.PathLike], *, recursive: bool = False) -> Iterator[Item]:
+    """Yield (source, error) for every image the sources name, in input order."""
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    for source in sources:
+        yield from _expand(os.fspath(source), recursive=recursive, in_list=False)
+
+
+def expand_sources(sources: str | os.PathLike | Iterable[str | os.PathLike], *, recursive: bool = False) -> list[Item]:
+    """The whole expansion as a list (see iter_sources)."""
+    return list(iter_sources(sources, recursive=recursive))
+
+
+def _expand(source: str, *, recursive: bool, in_list: bool) -> Iterator[Item]:
+    path = Path(source).expanduser()
+    if path.is_dir():
+        images = list_images(path, recursive=recursive)
+        if not images:
+            hint = "" if recursive else " (add --recursive to look in subfolders)"
+            yield source, f"folder holds no image files{hint}: {source}"
+        for image in images:
+            yield str(image), None
+    elif path.is_file() and path.suffix.lower() == ".txt":
+        if in_list:
+            yield source, f"lists of lists are not read; put image paths in the list: {source}"
+            return
+        yield from _read_list(path, recursive=recursive)
+    elif not path.exists() and any(ch in source for ch in _WILDCARDS):
+        pattern = os.path.expanduser(source)
+        matches = sorted(glob.iglob(pattern, recursive=recursive))
+        files = [m for m in matches if Path(m).suffix.lower() in IMAGE_EXTENSIONS and Path(m).is_file()]
+        if not files:
+            yield source, f"no image file matches the pattern {source}"
+        for match in files:
+            yield match, None
+    else:
+        yield source, None
+
+
+def _read_list(list_file: Path, *, recursive: bool) -> Iterator[Item]:
+    try:
+        fh = list_file.open(encoding="utf-8-sig")
+    except OSError as exc:
+        yield str(list_file), f"cannot read the list {list_file}: {exc.strerror or exc}"
+        return
+    with fh:
+        try:
+            for line in fh:
+                entry = line.strip()
+                if not entry or entry.startswith("#"):
+                    continue
+                entry_path = Path(entry).expanduser()
+                if not entry_path.is_absolute():
+                    entry = str(list_file.parent / entry_path)
+                yield from _expand(entry, recursive=recursive, in_list=True)
+        except UnicodeDecodeError:
+            yield str(list_file), f"the list is not UTF-8 text; write one image path a line: {list_file}"
