@@ -1,0 +1,115 @@
+"""Greedy and beam-search decoding for the Show and Tell captioner.
+
+Both work on a `step(tokens, h, c) -> (log_probs, h, c)` function over numpy arrays (one decoder
+step for a batch of rows), so the search is plain numpy and testable with a fake step.
+
+Beam search keeps, per image, the `beam_size` best partial captions by total log-probability. A
+candidate ending in <end> leaves the beam as a finished caption, so the beam narrows until no
+partial caption is left or `max_length` words were written (then the partial ones count as
+finished). The result is the finished caption with the best length-normalised score
+`log_prob / length ** alpha` (length counts the <end> token; alpha = 0 ranks by total
+log-probability). With beam_size 1 this is exactly greedy decoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from zoo.errors import UsageError
+from zoo.tasks.captioning_text import END_ID, START_ID
+
+Step = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+@dataclass
+class Hypothesis:
+    ids: list[int]  # words written, <end> excluded
+    log_prob: float
+    finished: bool
+
+    def score(self, alpha: float) -> float:
+        length = len(self.ids) + (1 if self.finished else 0)
+        return self.log_prob / max(length, 1) ** alpha
+
+
+def _check(beam_size: int, max_length: int) -> None:
+    if int(beam_size) < 1:
+        raise UsageError(f"`beam_size` must be >= 1. Received: beam_size={beam_size!r}.")
+    if int(max_length) < 1:
+        raise UsageError(f"`max_length` must be >= 1. Received: max_length={max_length!r}.")
+
+
+def greedy(step: Step, h: np.ndarray, c: np.ndarray, *, max_length: int) -> list[Hypothesis]:
+    """The most likely next word at every step, for a batch of initial states."""
+    _check(1, max_length)
+    max_length = int(max_length)
+    n = h.shape[0]
+    tokens = np.full((n, 1), START_ID, "int32")
+    hyps = [Hypothesis([], 0.0, False) for _ in range(n)]
+    for t in range(max_length + 1):
+        logp, h, c = step(tokens, h, c)
+        best = logp.argmax(-1)
+        if t == max_length:
+            best[:] = END_ID  # no room for another word
+        for i, hyp in enumerate(hyps):
+            if hyp.finished:
+                continue
+            hyp.log_prob += float(logp[i, best[i]])
+            if best[i] == END_ID:
+                hyp.finished = True
+            else:
+                hyp.ids.append(int(best[i]))
+        if all(hyp.finished for hyp in hyps):
+            break
+        tokens = best.astype("int32")[:, None]
+    return hyps
+
+
+def beam_search(step: Step, h: np.ndarray, c: np.ndarray, *, beam_size: int = 3, max_length: int = 20,
+                alpha: float = 1.0) -> list[Hypothesis]:
+    """The best caption per initial state (see the module docstring); all images step together."""
+    _check(beam_size, max_length)
+    k, max_length = int(beam_size), int(max_length)
+    n = h.shape[0]
+    alive: list[list[Hypothesis]] = [[Hypothesis([], 0.0, False)] for _ in range(n)]
+    finished: list[list[Hypothesis]] = [[] for _ in range(n)]
+    tokens = np.full((n, 1), START_ID, "int32")
+    for t in range(max_length + 1):
+        logp, h, c = step(tokens, h, c)
+        rows, words, start = [], [], 0
+        for i in range(n):
+            count = len(alive[i])
+            if not count:
+                continue
+            block = logp[start : start + count]
+            totals = np.array([hyp.log_prob for hyp in alive[i]])[:, None] + block
+            if t == max_length:  # no room for another word: only <end> may follow
+                masked = np.full_like(totals, -np.inf)
+                masked[:, END_ID] = totals[:, END_ID]
+                totals = masked
+            width = k - len(finished[i])  # the beam narrows as captions finish
+            flat = totals.ravel()
+            order = np.argsort(-flat, kind="stable")[:width]
+            next_alive = []
+            for index in order:
+                if not np.isfinite(flat[index]):
+                    continue
+                row, word = divmod(int(index), totals.shape[1])
+                parent = alive[i][row]
+                if word == END_ID:
+                    finished[i].append(Hypothesis(list(parent.ids), float(flat[index]), True))
+                else:
+                    next_alive.append(Hypothesis(parent.ids + [word], float(flat[index]), False))
+                    rows.append(start + row)
+                    words.append(word)
+            alive[i] = next_alive
+            start += count
+        if not rows:
+            break
+        h, c = h[rows], c[rows]
+        tokens = np.array(words, "int32")[:, None]
+    # max() keeps the first of equal scores: the caption that finished first.
+    return [max(finished[i] or alive[i], key=lambda hyp: hyp.score(alpha)) for i in range(n)]
