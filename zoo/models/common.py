@@ -189,12 +189,12 @@ def predictions(x, num_classes: int, activation, *, name: str = "predictions"):
     return keras.layers.Dense(num_classes, activation=activation, dtype=head_dtype(), name=name)(x)
 
 
-def global_pool(x, pooling: str | None, *, name: str):
-    layers = keras.layers
+def global_pool(x, pooling: str | None):
+    """keras.applications' `pooling` for include_top=False: "avg_pool" / "max_pool" layers, or x."""
     if pooling == "avg":
-        return layers.GlobalAveragePooling2D(name=name)(x)
+        return keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if pooling == "max":
-        return layers.GlobalMaxPooling2D(name=name)(x)
+        return keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
     return x
 
 

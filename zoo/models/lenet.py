@@ -56,7 +56,7 @@ def build(variant: str = "lenet5", *, num_classes: int | None = 10, input_shape=
         x = layers.Dense(84, activation=opts.activation, name="fc2")(x)
         x = common.predictions(x, num_classes, classifier_activation)
     else:
-        x = common.global_pool(x, pooling, name="pool")
+        x = common.global_pool(x, pooling)
     return common.make_model(inputs, x, name="lenet5")
 
 
