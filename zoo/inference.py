@@ -1,0 +1,357 @@
+"""zoo.predict: batched, streaming inference on image files for every task.
+
+    records = zoo.predict(["photos/", "a.jpg"], model="resnet50", weights="imagenet", top_k=5)
+
+Pipeline (one pass, bounded memory): sources are expanded lazily (zoo.data.sources); a bounded
+thread pool decodes (zoo.data.images.decode_image) and prepares (task.prepare: resize policy from
+the metadata) images a few batches ahead, in order, while the main thread runs the model's
+compiled forward function on the previous batch; the task's postprocess turns outputs into
+record fields. Records come out in input order; a bad input gives an error record and the rest go on.
+
+Tasks plug in through zoo.tasks.get_task(meta["task"]) with prepare / postprocess / save, and
+optionally `forward(model, batch, meta, options) -> outputs` for models that need more than one
+call (e.g. a captioner's beam search).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import ImageError, UsageError
+
+
+def predict(
+    sources: Any,
+    *,
+    model: Any,
+    weights: str | None = None,
+    top_k: int = 5,
+    batch_size: int = 32,
+    **options: Any,
+) -> list[dict]:
+    """Predictions for image files, folders, globs and .txt lists, one record per input, in order.
+
+    Args:
+        sources: a path / glob / folder / .txt list, or a list of them (also bytes or HxWxC arrays).
+        model: a registry name, a model directory, a .keras file, or a keras.Model from zoo.
+        weights: with a registry name: a manifest tag, a path, or "none" (random weights). Default:
+            the model's pretrained weights ("imagenet" if it has them, else its first tag).
+        top_k: how many classes each classification record lists.
+        batch_size: images per forward pass.
+        **options: recursive, save_dir, workers, max_pixels, and task options (conf, iou, max_det,
+            beam_size...).
+    Returns:
+        The records of `zoo predict --format jsonl`: {"source", "ok", "task", "predictions": [{label,
+        index, score}], ...} or {"source", "ok": false, "error"}.
+    """
+    return list(iter_predict(sources, model=model, weights=weights, top_k=top_k, batch_size=batch_size, **options))
+
+
+def iter_predict(
+    sources: Any,
+    *,
+    model: Any,
+    weights: str | None = None,
+    top_k: int = 5,
+    batch_size: int = 32,
+    recursive: bool = False,
+    save_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+    max_pixels: Any = None,
+    **options: Any,
+) -> Iterator[dict]:
+    """zoo.predict as a generator: records stream out as batches finish (used by the CLI)."""
+    from zoo.data.images import DEFAULT
+
+    _check_int("top_k", top_k)
+    _check_int("batch_size", batch_size)
+    if workers is not None:
+        _check_int("workers", workers)
+    keras_model, meta = resolve_model(model, weights=weights)
+    from zoo.tasks import get_task
+
+    task = get_task(meta.get("task") or "classification")
+    height, width, channels = input_size(keras_model, meta)
+    meta = {**meta, "input_shape": [height, width, channels]}
+    if save_dir is not None:
+        save_dir = Path(save_dir)
+        save_dir.mkdir(parents=True, exist_ok=True)
+    options = {**options, "top_k": int(top_k), "save_dir": save_dir}
+    forward = getattr(task, "forward", None)
+    if forward is not None:
+        run = lambda batch: forward(keras_model, batch, meta, options)  # noqa: E731
+    else:
+        run = make_forward(keras_model, meta)
+    limit = DEFAULT if max_pixels is None else max_pixels
+    keep_image = save_dir is not None
+
+    def load(item):
+        index, source, error = item
+        if error is not None:
+            return index, source, None, None, None, error
+        try:
+            image = _decode(source, channels=channels, max_pixels=limit)
+            array, info = task.prepare(image, meta)
+        except ImageError as exc:
+            return index, source, None, None, None, str(exc)
+        except Exception as exc:  # one bad input never stops the batch
+            return index, source, None, None, None, _one_line(f"{type(exc).__name__}: {exc}")
+        return index, source, array, info, image if keep_image else None, None
+
+    n_workers = workers or min(8, max(2, os.cpu_count() or 2))
+    ahead = max(2 * batch_size, 4 * n_workers)  # decoded images waiting: bounds memory
+    items = _enumerate(sources, recursive=recursive)
+    with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="zoo-decode") as pool:
+        pending: deque = deque()
+        chunk: list[tuple] = []
+        n_ok = 0
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < ahead:
+                item = next(items, None)
+                if item is None:
+                    exhausted = True
+                    break
+                pending.append(pool.submit(load, item))
+            if not pending:
+                break
+            result = pending.popleft().result()
+            chunk.append(result)
+            n_ok += result[5] is None
+            # flush on a full batch; errors alone are flushed too so they are not held back long
+            if n_ok >= batch_size or len(chunk) >= 4 * batch_size:
+                yield from _finish(chunk, run, task, meta, options)
+                chunk, n_ok = [], 0
+        if chunk:
+            yield from _finish(chunk, run, task, meta, options)
+
+
+def _finish(chunk, run, task, meta, options) -> Iterator[dict]:
+    good = [r for r in chunk if r[5] is None]
+    fields: dict[int, dict] = {}
+    if good:
+        batch = np.stack([r[2] for r in good])
+        outputs = run(batch)
+        results = task.postprocess(outputs, [r[3] for r in good], meta, options)
+        fields = {r[0]: f for r, f in zip(good, results)}
+    for index, source, _, _, image, error in chunk:
+        if error is not None:
+            yield {"source": source, "ok": False, "error": error}
+            continue
+        record = {"source": source, "ok": True, "task": task.name, **fields[index]}
+        if options.get("save_dir") is not None:
+            try:
+                task.save(record, image, meta, options["save_dir"])
+            except Exception as exc:  # a failed drawing is this input's failure, not the run's
+                record = {**record, "ok": False, "error": _one_line(f"could not save the artefact: {exc}")}
+        yield record
+
+
+def _enumerate(sources, *, recursive: bool) -> Iterator[tuple[int, Any, str | None]]:
+    """(index, source, error) for every input; arrays and bytes pass through unexpanded."""
+    from zoo.data.sources import iter_sources
+
+    if isinstance(sources, (str, os.PathLike, bytes, np.ndarray)) or _is_pil(sources):
+        sources = [sources]
+    index = 0
+    for source in sources:
+        if isinstance(source, (str, os.PathLike)):
+            for path, error in iter_sources([source], recursive=recursive):
+                yield index, path, error
+                index += 1
+        else:
+            yield index, source, None
+            index += 1
+
+
+def _decode(source, *, channels: int, max_pixels):
+    from zoo.data.images import decode_image
+
+    if isinstance(source, np.ndarray) or _is_pil(source):
+        array = np.asarray(source)
+        if array.dtype != np.uint8 or array.ndim not in (2, 3):
+            raise ImageError(f"an in-memory image must be HxW or HxWxC uint8; got {array.dtype} {array.shape}")
+        if array.ndim == 2:
+            array = array[:, :, None]
+        if array.shape[2] == channels:
+            return array
+        from PIL import Image
+
+        return decode_image(_png_bytes(Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)),
+                            channels=channels, max_pixels=max_pixels)
+    return decode_image(source, channels=channels, max_pixels=max_pixels)
+
+
+def _png_bytes(image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _is_pil(obj) -> bool:
+    return type(obj).__module__.startswith("PIL.")
+
+
+def _check_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"`{name}` must be a whole number >= 1. Received: {name}={value!r}.")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())[:500]
+
+
+# --- the model and its metadata ---
+
+
+def resolve_model(model: Any, *, weights: str | None = None) -> tuple[Any, dict]:
+    """(keras.Model, metadata) from a registry name, a model directory, a .keras file or a model."""
+    from zoo.modeldir import get_meta, load_model
+
+    if not isinstance(model, (str, os.PathLike)):
+        if not hasattr(model, "layers") or not callable(model):
+            raise UsageError(f"`model` must be a registry name, a model directory, a .keras file or a keras.Model. "
+                             f"Received: {type(model).__name__}.")
+        if weights is not None:
+            raise UsageError("`weights` applies to registry names only; this model already has its weights.")
+        return model, get_meta(model)
+    text = os.fspath(model)
+    path = Path(text).expanduser()
+    if path.exists() or text.endswith(".keras") or os.sep in text or text.startswith("."):
+        if weights is not None and str(weights).lower() != "none":
+            raise UsageError(f"--weights applies to registry names only; {text} is a saved model with its own weights. "
+                             f"Drop --weights.")
+        loaded = load_model(path)
+        return loaded, get_meta(loaded)
+    import zoo
+
+    spec_name = text
+    if weights is None:
+        weights = default_weights(spec_name)
+    built = zoo.build(spec_name, weights=weights)
+    return built, get_meta(built)
+
+
+def default_weights(name: str) -> str | None:
+    """The weights predict uses when none are named: "imagenet" if the model has it, else the
+    first manifest tag; None (random weights, with a warning) when the model has no weights."""
+    from zoo.pretrained.manifest import tags_for
+    from zoo.registry import get_spec
+
+    spec = get_spec(name)
+    tags = tags_for(spec.name)
+    if not tags:
+        warnings.warn(f"{spec.name} has no pretrained weights: predicting with random weights. "
+                      f"Pass --weights PATH, or a model directory from `zoo finetune`.", stacklevel=3)
+        return None
+    return "imagenet" if "imagenet" in tags else tags[0]
+
+
+def input_size(model: Any, meta: dict) -> tuple[int, int, int]:
+    """(height, width, channels) the images are resized to: metadata first, then the model input."""
+    shape = list(meta.get("input_shape") or [])
+    model_shape = None
+    try:
+        model_shape = list(model.inputs[0].shape[1:])
+    except (AttributeError, IndexError, TypeError):
+        pass
+    if len(shape) != 3 or any(d is None for d in shape):
+        shape = [s if s is not None else m for s, m in zip(shape, model_shape)] if len(shape) == 3 and model_shape else model_shape
+    if not shape or len(shape) != 3 or any(d is None for d in shape):
+        raise UsageError(f"Cannot tell the input size of this model (input shape {model_shape}). Save input_shape "
+                         f"[H, W, C] in its metadata.json, or build it with a fixed input_shape.")
+    h, w, c = (int(d) for d in shape)
+    if c not in (1, 3):
+        raise UsageError(f"Image models take 1 or 3 channels. Received: input_shape={[h, w, c]}.")
+    return h, w, c
+
+
+def external_normalisation(model: Any, meta: dict) -> dict | None:
+    """The preprocessing predict must apply itself: only for models without it inside (built with
+    include_preprocessing=False, or metadata saying in_model: false). None when the model has it."""
+    prep = dict(meta.get("preprocessing") or {})
+    in_model = prep.get("in_model")
+    if in_model is None:
+        in_model = any(type(layer).__name__ == "Preprocess" for layer in getattr(model, "layers", []))
+        if not in_model and not any(k in prep for k in ("mode", "scale", "mean", "std")):
+            return None  # a model with no preprocessing at all takes pixels as they are
+    if in_model:
+        return None
+    from zoo.models.common import preprocessing_config
+
+    return preprocessing_config(prep, default="unit")
+
+
+def make_forward(model: Any, meta: dict):
+    """batch (N, H, W, C numpy) -> outputs as numpy (array, or dict / list of arrays).
+
+    A tf.function traced once per input dtype (batch dimension left free), calling the inference
+    copy from zoo.optimize when it exists, in inference mode; far cheaper per batch than model.predict.
+    """
+    import tensorflow as tf
+
+    infer = model
+    try:
+        from zoo.optimize import inference_model
+    except ImportError:
+        inference_model = None
+    if inference_model is not None:
+        try:
+            infer = inference_model(model)
+        except Exception as exc:  # an optimisation must never stop predictions: run the model as is
+            warnings.warn(f"zoo.optimize.inference_model failed ({_one_line(exc)}); predicting with the "
+                          f"model as it is.", stacklevel=2)
+            infer = model
+    dtype = tf.as_dtype(getattr(model.inputs[0], "dtype", "float32") or "float32")
+    norm = external_normalisation(model, meta)
+    traced: dict = {}
+
+    def body(x):
+        x = tf.cast(x, dtype)
+        if norm is not None:
+            if norm.get("channel_order") == "bgr":
+                x = x[..., ::-1]
+            x = (x * float(norm.get("scale", 1.0)) - tf.constant(norm.get("mean", [0.0]), dtype)) / tf.constant(
+                norm.get("std", [1.0]), dtype)
+        return infer(x, training=False)
+
+    def run(batch: np.ndarray):
+        key = (batch.dtype.str, batch.shape[1:])
+        fn = traced.get(key)
+        if fn is None:
+            spec = tf.TensorSpec((None,) + batch.shape[1:], tf.as_dtype(batch.dtype))
+            fn = traced[key] = tf.function(body, input_signature=[spec], reduce_retracing=True)
+        out = fn(tf.convert_to_tensor(batch))
+        return tf.nest.map_structure(lambda t: t.numpy(), out)
+
+    return run
+
+
+def artefact_path(save_dir: str | os.PathLike, source: Any, *, suffix: str = ".png") -> Path:
+    """A new file in save_dir named after the source ("cat.jpg" -> "cat.png"; "cat_1.png" when
+    taken), so two inputs never overwrite each other's artefacts."""
+    save_dir = Path(save_dir)
+    stem = Path(str(source)).stem if isinstance(source, (str, os.PathLike)) else "image"
+    stem = re.sub(r"[^\w.-]+", "_", stem) or "image"
+    candidate = save_dir / f"{stem}{suffix}"
+    n = 1
+    while candidate.exists():
+        candidate = save_dir / f"{stem}_{n}{suffix}"
+        n += 1
+    return candidate
+
+
+def count_inputs(sources: Any, *, recursive: bool = False) -> int:
+    """How many records `sources` will give (a cheap listing pass, for progress bars)."""
+    return sum(1 for _ in _enumerate(sources, recursive=recursive))
