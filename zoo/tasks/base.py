@@ -60,6 +60,7 @@ class TaskData:
     batched: bool = False  # True only if the task batches itself (then the trainer does not)
     num_train: int | None = None  # examples in `train` (steps per epoch for schedules)
     num_val: int | None = None
+    augment: Any = None  # batched (x, y[, w]) -> same; the trainer applies it to training batches only
 
 
 class Task(Protocol):

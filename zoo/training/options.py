@@ -1,0 +1,88 @@
+"""Every fine-tuning choice in one dataclass: the CLI flags and zoo.finetune keywords map 1:1."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from zoo.errors import UsageError
+
+Precision = Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
+Strategy = Literal["auto", "none", "mirrored", "multiworker"]
+
+
+@dataclass
+class TrainOptions:
+    epochs: int = 10  # all stages together (history.csv has this many rows when nothing stops early)
+    head_epochs: int | None = None  # stage 1 (frozen base); default: a third of `epochs`, at least 1
+    batch_size: int = 32  # global batch (split across replicas)
+    lr: float = 1e-3  # peak learning rate of the head stage
+    finetune_lr: float | None = None  # peak LR of stage 2; default lr / 10
+    unfreeze: str = "all"  # stage 2: "all", "none" (head only) or N = the top N blocks
+    layer_decay: float = 0.8  # stage 2: LR multiplier per block below the top (1 = off)
+    warmup: float = 0.1  # fraction of each stage's steps spent warming up linearly
+    weight_decay: float = 1e-4  # AdamW decoupled weight decay
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    label_smoothing: float = 0.1
+    bn: Literal["frozen", "train"] = "frozen"  # batch norm in inference mode while fine-tuning, or trained
+    dropout: float = 0.2  # before the new classifier (only when a head is created)
+    early_stopping: int | None = 5  # patience in epochs on the monitored metric; None = off
+    cache_features: Literal["auto", "on", "off"] = "auto"  # stage 1 on precomputed base features
+    augment: Literal["none", "light", "strong"] = "light"
+    class_weights: Literal["auto", "none"] = "auto"
+    val: str | None = None  # validation folder; else a stratified split of DATA
+    val_split: float = 0.2
+    seed: int = 0
+    weights: str | None = "auto"  # tag | path | None ("auto": the first manifest tag, else none)
+    image_size: int | None = None  # square input size; default the model's
+    backbone: str | None = None  # for task models that take a backbone (detection, segmentation)
+    precision: Precision = "auto"
+    xla: bool | None = None  # None: on with a GPU, off on CPU
+    strategy: Strategy = "auto"
+    nan: Literal["rollback", "stop"] = "rollback"  # what the NaN/Inf guard does
+    tensorboard: bool = False
+    resume: bool = False
+    overwrite: bool = False
+    verbose: int = 1  # Keras progress bars: 0 silent, 1 bar, 2 one line per epoch
+    task_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise UsageError(f"`epochs` must be >= 1. Received: epochs={self.epochs}.")
+        if self.head_epochs is not None and not 0 <= self.head_epochs <= self.epochs:
+            raise UsageError(f"`head_epochs` must be between 0 and epochs={self.epochs}. Received: {self.head_epochs}.")
+        if self.batch_size < 1:
+            raise UsageError(f"`batch_size` must be >= 1. Received: batch_size={self.batch_size}.")
+        if not 0 <= self.val_split < 1:
+            raise UsageError(f"`val_split` must be in [0, 1). Received: val_split={self.val_split}.")
+        if not 0 < self.layer_decay <= 1:
+            raise UsageError(f"`layer_decay` must be in (0, 1]. Received: layer_decay={self.layer_decay}.")
+        if not 0 <= self.label_smoothing < 1:
+            raise UsageError(f"`label_smoothing` must be in [0, 1). Received: {self.label_smoothing}.")
+        u = str(self.unfreeze).lower()
+        if u not in ("all", "none") and not (u.isdigit() and int(u) > 0):
+            raise UsageError(f"`unfreeze` must be 'all', 'none' or a positive number of top blocks. Received: {self.unfreeze!r}.")
+        self.unfreeze = u
+        for name in ("precision", "strategy", "nan", "bn", "cache_features", "augment", "class_weights", "optimizer"):
+            allowed = _choices(name)
+            if getattr(self, name) not in allowed:
+                raise UsageError(f"`{name}` must be one of {', '.join(allowed)}. Received: {name}={getattr(self, name)!r}.")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _choices(name: str) -> tuple[str, ...]:
+    from typing import get_args
+
+    hint = {f.name: f.type for f in fields(TrainOptions)}[name]
+    return get_args(eval(hint, globals())) if isinstance(hint, str) else get_args(hint)  # noqa: S307 (our own annotation)
+
+
+def make_options(**kwargs: Any) -> TrainOptions:
+    """TrainOptions from keywords; an unknown keyword names the valid ones."""
+    known = {f.name for f in fields(TrainOptions)}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise UsageError(f"Unknown fine-tuning option(s) {', '.join(unknown)}. Valid: {', '.join(sorted(known))}.")
+    return TrainOptions(**kwargs)
