@@ -61,8 +61,7 @@ def user_errors():
 @click.option("--iou", type=float, default=None, help="Detection: NMS IoU threshold.")
 @click.option("--max-det", type=int, default=None, help="Detection: boxes kept per image.")
 @click.option("--beam-size", type=int, default=None, help="Captioning: beam width.")
-@click.pass_context
-def predict_cmd(ctx, sources, model, weights, top_k, batch_size, fmt, save_dir, recursive, workers, max_pixels,
+def predict_cmd(sources, model, weights, top_k, batch_size, fmt, save_dir, recursive, workers, max_pixels,
                 conf, iou, max_det, beam_size):
     """Predict SOURCE... : image files, folders, globs ("shots/*.jpg") and .txt lists of paths.
 
@@ -83,7 +82,9 @@ def predict_cmd(ctx, sources, model, weights, top_k, batch_size, fmt, save_dir, 
         total = count_inputs(list(sources), recursive=recursive) if is_tty(sys.stderr) else None
         failed = _emit(records, fmt=fmt, total=total)
     if failed:
-        ctx.exit(1)
+        # SystemExit, not ctx.exit: zoo.cli.main runs click with standalone_mode=False, where
+        # ctx.exit's code would be returned and lost
+        raise SystemExit(1)
 
 
 def _emit(records, *, fmt: str, total: int | None) -> int:

@@ -1,0 +1,107 @@
+"""`zoo predict` through the command line: records in order, formats, exit status 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from test_images import make_corpus
+from test_predict import _images, tiny_model, with_meta
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from zoo.modeldir import write_model_dir
+
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    write_model_dir(with_meta(tiny_model()), out)
+    return out
+
+
+def _run(*args):
+    from zoo.cli import cli
+
+    return CliRunner().invoke(cli, ["predict", *map(str, args)], catch_exceptions=False)
+
+
+def test_awkward_corpus_records_in_order_and_exit_1(tmp_path, model_dir):
+    corpus = make_corpus(tmp_path / "awkward")
+    result = _run(*(p for p, _ in corpus), "--model", model_dir, "--format", "jsonl", "--batch-size", "4")
+    assert result.exit_code == 1, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["source"] for r in records] == [str(p) for p, _ in corpus]
+    assert [r["ok"] for r in records] == [ok for _, ok in corpus]
+
+
+def test_jsonl_schema_and_exit_0(tmp_path, model_dir):
+    paths = _images(tmp_path, 3)
+    result = _run(tmp_path, "--model", model_dir, "--top-k", "2", "--conf", "0.5")  # task options are accepted
+    assert result.exit_code == 0, result.output
+    for line, path in zip(result.stdout.splitlines(), paths, strict=True):
+        record = json.loads(line)
+        assert set(record) == {"source", "ok", "task", "predictions"} and record["source"] == str(path)
+        assert record["ok"] is True and record["task"] == "classification"
+        assert [set(p) for p in record["predictions"]] == [{"label", "index", "score"}] * 2
+        assert all(isinstance(p["label"], str) and isinstance(p["index"], int) and 0 <= p["score"] <= 1
+                   for p in record["predictions"])
+
+
+def test_csv_and_table(tmp_path, model_dir):
+    _images(tmp_path / "imgs", 2)
+    (tmp_path / "imgs" / "bad.jpg").write_text("nope")
+    result = _run(tmp_path / "imgs", "--model", model_dir, "--format", "csv")
+    assert result.exit_code == 1
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [Path(r["source"]).name for r in rows] == ["bad.jpg", "img000.jpg", "img001.jpg"]
+    assert [r["ok"] for r in rows] == ["False", "True", "True"] and rows[0]["error"]
+    assert rows[1]["label"] in {"cat", "dog", "bird"}
+    result = _run(tmp_path / "imgs", "--model", model_dir, "--format", "table")
+    assert result.exit_code == 1 and "img001.jpg" in result.stdout and "error" in result.stdout
+
+
+def test_usage_errors_are_one_line_exit_2(tmp_path, model_dir):
+    image = _images(tmp_path, 1)[0]
+    for args in (["--model", "resnet_51"], ["--model", model_dir, "--top-k", "0"],
+                 ["--model", tmp_path / "missing_dir" / "m.keras"], ["--model", model_dir, "--weights", "imagenet"]):
+        result = _run(image, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_subprocess_exit_status(tmp_path, model_dir):
+    """The real entry point (zoo.cli:main): exit 1 when one input fails, no traceback."""
+    image = _images(tmp_path, 1)[0]
+    proc = subprocess.run([sys.executable, "-m", "zoo", "predict", str(image), str(tmp_path / "missing.png"),
+                           "--model", str(model_dir)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert [json.loads(line)["ok"] for line in proc.stdout.splitlines()] == [True, False]
+    assert "Traceback" not in proc.stderr
+
+
+def test_readme_command_on_shipped_samples():
+    """The README's first command: shipped LeNet-5 Fashion-MNIST weights on the shipped samples."""
+    from zoo.pretrained.manifest import tags_for
+
+    if "fashion_mnist" not in tags_for("lenet5"):
+        pytest.skip("lenet5.fashion_mnist weights are not in the manifest yet")
+    pytest.importorskip("zoo.pretrained.resolve", reason="the weights loader (zoo.pretrained.resolve) is not there yet")
+    samples = REPO / "zoo" / "samples" / "fashion_mnist"
+    result = _run(samples, "--model", "lenet5", "--weights", "fashion_mnist", "--format", "jsonl", "--top-k", "1")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 8
+    # file names carry the true class ("0000_ankle_boot.png"); the shipped weights get most right
+    def norm(text):
+        return "".join(ch for ch in text.lower() if ch.isalpha())
+
+    hits = sum(norm(r["predictions"][0]["label"]) == norm(Path(r["source"]).stem.split("_", 1)[1]) for r in records)
+    assert hits >= 6, records
