@@ -1,0 +1,116 @@
+"""DenseNet-121/169/201 (Huang et al. 2016, Densely Connected Convolutional Networks, arXiv 1608.06993).
+
+Layer names are keras.applications' (conv1_conv, conv2_block1_0_bn ... pool2_conv, bn,
+avg_pool, predictions), so its HDF5 files load by name; torchvision's files map onto the same
+layers (their only difference is the BN epsilon, 1e-5 against Keras's 1.001e-5: `epsilon`).
+
+Feature maps: s4, s8, s16 = pool2_relu, pool3_relu, pool4_relu (the normalised, activated output
+of dense blocks 1-3, inside the transitions), s32 = relu (after the final BN).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from zoo.models import common
+
+
+@dataclass(frozen=True)
+class DenseNetConfig:
+    blocks: tuple[int, ...] = (6, 12, 24, 16)  # conv blocks in each dense block
+    growth_rate: int = 32  # channels each conv block adds
+    stem_filters: int = 64  # channels of the 7x7 stem convolution
+    bottleneck: int = 4  # the 1x1 convolution of a block has bottleneck * growth_rate channels
+    epsilon: float = 1.001e-5  # BN epsilon (Keras); torchvision uses 1e-5
+
+
+VARIANTS = {
+    "densenet121": DenseNetConfig((6, 12, 24, 16)),
+    "densenet169": DenseNetConfig((6, 12, 32, 32)),
+    "densenet201": DenseNetConfig((6, 12, 48, 32)),
+}
+DEFAULT_INPUT = (224, 224, 3)
+MIN_SIZE = 32  # five stride-2 steps
+FEATURES = {"s4": "pool2_relu", "s8": "pool3_relu", "s16": "pool4_relu", "s32": "relu"}
+
+
+def _bn_relu(x, cfg: DenseNetConfig, name: str):
+    x = layers.BatchNormalization(axis=-1, epsilon=cfg.epsilon, name=f"{name}_bn")(x)
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def conv_block(x, cfg: DenseNetConfig, *, name: str):
+    """BN-ReLU-1x1 conv, BN-ReLU-3x3 conv (growth_rate channels), concatenated to the input."""
+    y = _bn_relu(x, cfg, f"{name}_0")
+    y = layers.Conv2D(cfg.bottleneck * cfg.growth_rate, 1, use_bias=False, name=f"{name}_1_conv")(y)
+    y = _bn_relu(y, cfg, f"{name}_1")
+    y = layers.Conv2D(cfg.growth_rate, 3, padding="same", use_bias=False, name=f"{name}_2_conv")(y)
+    return layers.Concatenate(axis=-1, name=f"{name}_concat")([x, y])
+
+
+def transition_block(x, cfg: DenseNetConfig, *, name: str):
+    """BN-ReLU, a 1x1 convolution halving the channels, 2x2 average pooling."""
+    x = _bn_relu(x, cfg, name)
+    x = layers.Conv2D(x.shape[-1] // 2, 1, use_bias=False, name=f"{name}_conv")(x)
+    return layers.AveragePooling2D(2, strides=2, name=f"{name}_pool")(x)
+
+
+def build(variant: str = "densenet121", *, num_classes: int | None = 1000, input_shape=None,
+          include_top: bool = True, include_preprocessing: bool = True, preprocessing=None,
+          classifier_activation="softmax", pooling: str | None = None, input_tensor=None, **options) -> keras.Model:
+    """DenseNet `variant` ("densenet121", "densenet169", "densenet201")."""
+    cfg = common.make_options(DenseNetConfig, options, arch=variant, base=VARIANTS[variant])
+    num_classes = common.check_classes(num_classes, include_top=include_top)
+    common.check_pooling(pooling)
+    common.check_activation(classifier_activation)
+    shape = common.check_input_shape(input_shape, default=DEFAULT_INPUT, min_size=MIN_SIZE, arch=variant,
+                                     include_top=include_top, fixed_top=False)
+    inputs, x, _ = common.model_input(shape, include_preprocessing=include_preprocessing, preprocessing=preprocessing,
+                                      default_preprocessing="torch", input_tensor=input_tensor)
+    x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    x = layers.Conv2D(cfg.stem_filters, 7, strides=2, use_bias=False, name="conv1_conv")(x)
+    x = layers.BatchNormalization(axis=-1, epsilon=cfg.epsilon, name="conv1_bn")(x)
+    x = layers.Activation("relu", name="conv1_relu")(x)
+    x = layers.ZeroPadding2D(1, name="pool1_pad")(x)  # zeros = -inf padding after ReLU
+    x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
+    for stage, blocks in enumerate(cfg.blocks, start=2):
+        for i in range(1, blocks + 1):
+            x = conv_block(x, cfg, name=f"conv{stage}_block{i}")
+        if stage < len(cfg.blocks) + 1:
+            x = transition_block(x, cfg, name=f"pool{stage}")
+    x = layers.BatchNormalization(axis=-1, epsilon=cfg.epsilon, name="bn")(x)
+    x = layers.Activation("relu", name="relu")(x)
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = common.predictions(x, num_classes, classifier_activation)
+    else:
+        x = common.global_pool(x, pooling)
+    return common.make_model(inputs, x, name=variant)
+
+
+def feature_model(model: keras.Model) -> keras.Model:
+    """{"s4", "s8", "s16", "s32"} of a DenseNet built by zoo."""
+    return common.feature_model(model, FEATURES)
+
+
+def _keras_style(variant: str, fn_name: str):
+    def fn(include_top: bool = True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+           classes: int = 1000, classifier_activation="softmax", *, include_preprocessing: bool = True,
+           **options) -> keras.Model:
+        return common.keras_style(variant, weights=weights, input_tensor=input_tensor, build=build, variant=variant,
+                                  include_top=include_top, input_shape=input_shape, pooling=pooling,
+                                  num_classes=classes, classifier_activation=classifier_activation,
+                                  include_preprocessing=include_preprocessing, **options)
+
+    fn.__name__ = fn.__qualname__ = fn_name
+    fn.__doc__ = (f"keras.applications-style {fn_name} (Huang et al. 2016); `weights` is None, a manifest tag or a "
+                  f"path (keras HDF5, torchvision safetensors, zoo .weights.h5).")
+    return fn
+
+
+DenseNet121 = _keras_style("densenet121", "DenseNet121")
+DenseNet169 = _keras_style("densenet169", "DenseNet169")
+DenseNet201 = _keras_style("densenet201", "DenseNet201")
