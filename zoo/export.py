@@ -1,0 +1,317 @@
+"""zoo.export: SavedModel, TFLite (float32 / float16 / int8) and ONNX, each checked against Keras.
+
+    zoo.export("runs/flowers", format="tflite", out="flowers.tflite", quantize="float16")
+
+After writing, the artefact is run by its own runtime (TensorFlow for SavedModel, the TFLite
+interpreter, onnxruntime) on sample inputs, and the largest absolute difference from the Keras
+model's outputs is reported; above the tolerance the export fails and nothing is left at `out`.
+The artefact is written to a temporary path beside `out` and renamed into place only once it
+has passed, so `out` is never half-written.
+
+Sample inputs: images of `calibration` (decoded and resized exactly as `zoo predict` does) when
+given, else random pixels in [0, 255] (the input of models with preprocessing inside).
+Tolerance: max |exported - keras| <= tol * max(1, max |keras|), tol = 1e-4 (float32), 1e-2
+(float16), 0.1 (int8: a quantised model is an approximation; the top-1 agreement is reported too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import UsageError, ZooError
+
+FORMATS = ("savedmodel", "tflite", "onnx")
+QUANTIZATIONS = ("float16", "int8")
+TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "int8": 0.1}
+CALIBRATION_IMAGES = 100  # representative images for int8 (TFLite suggests ~100)
+
+
+class ParityError(ZooError):
+    """The exported artefact's outputs differ from the Keras model's beyond the tolerance."""
+
+
+def export(
+    model: Any,
+    *,
+    format: str,
+    out: str | os.PathLike,
+    weights: str | None = None,
+    quantize: str | None = None,
+    calibration: str | os.PathLike | None = None,
+    tolerance: float | None = None,
+) -> Path:
+    """Export `model` (registry name, model directory, .keras file or keras.Model) and check parity.
+
+    Args:
+        format: "savedmodel", "tflite" or "onnx".
+        out: the artefact path (a folder for savedmodel, a file otherwise).
+        weights: with a registry name, as in zoo.predict.
+        quantize: TFLite only: "float16", or "int8" (needs `calibration`).
+        calibration: a folder of images: int8's representative data, and the parity inputs.
+        tolerance: override the maximum allowed difference (see the module docstring).
+    Returns:
+        The path written. Raises ParityError when the artefact's outputs differ too much.
+    """
+    path, _ = export_with_report(model, format=format, out=out, weights=weights, quantize=quantize,
+                                 calibration=calibration, tolerance=tolerance)
+    return path
+
+
+def export_with_report(model, *, format, out, weights=None, quantize=None, calibration=None,
+                       tolerance=None) -> tuple[Path, dict]:
+    """zoo.export, also returning {"format", "quantize", "max_abs_diff", "tolerance", "samples", ...}."""
+    fmt = str(format).lower().replace("saved_model", "savedmodel")
+    if fmt not in FORMATS:
+        raise UsageError(f"`format` must be one of {', '.join(FORMATS)}. Received: format={format!r}.")
+    if quantize is not None and str(quantize).lower() == "none":
+        quantize = None
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise UsageError(f"`quantize` must be one of {', '.join(QUANTIZATIONS)} or None. Received: quantize={quantize!r}.")
+    if quantize is not None and fmt != "tflite":
+        raise UsageError(f"Quantisation is for TFLite exports. Received: format={fmt!r}, quantize={quantize!r}. "
+                         f"Use --format tflite, or drop --quantize.")
+    if quantize == "int8" and calibration is None:
+        raise UsageError("int8 quantisation needs representative images: pass --calibration DIR "
+                         "(a folder of ~100 typical inputs).")
+    out = Path(out).expanduser()
+    if not out.parent.exists():
+        raise UsageError(f"The folder of --out does not exist: {out.parent}. Create it first.")
+
+    from zoo.inference import input_size, resolve_model
+
+    keras_model, meta = resolve_model(model, weights=weights)
+    if len(keras_model.inputs) != 1:
+        raise UsageError(f"Export supports single-input models; this one has {len(keras_model.inputs)} inputs.")
+    height, width, channels = input_size(keras_model, meta)
+    meta = {**meta, "input_shape": [height, width, channels]}
+    samples = sample_inputs(keras_model, meta, calibration=calibration)
+    reference = [np.asarray(o, np.float64) for o in _flatten(keras_model(samples, training=False))]
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        artefact = tmp / out.name
+        if fmt == "savedmodel":
+            _savedmodel(keras_model, artefact, meta)
+            outputs = _run_savedmodel(artefact, samples)
+        elif fmt == "tflite":
+            _tflite(keras_model, artefact, tmp, quantize=quantize, calibration=samples if quantize == "int8" else None)
+            outputs = _run_tflite(artefact, samples)
+        else:
+            _onnx(keras_model, artefact, meta)
+            outputs = _run_onnx(artefact, samples)
+        report = compare(reference, outputs, precision=quantize or "float32", tolerance=tolerance)
+        report.update(format=fmt, quantize=quantize, samples=int(samples.shape[0]), out=str(out),
+                      size_bytes=_size(artefact))
+        if not report["passed"]:
+            raise ParityError(f"The exported {fmt} model differs from the Keras model by {report['max_abs_diff']:.3g} "
+                              f"(allowed {report['allowed']:.3g}); nothing was written to {out}. "
+                              f"Pass a larger tolerance if this is expected.")
+        _replace(artefact, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out, report
+
+
+def compare(reference: list[np.ndarray], outputs: list[np.ndarray], *, precision: str = "float32",
+            tolerance: float | None = None) -> dict[str, Any]:
+    """Max |outputs - reference| against tol * max(1, max |reference|), and top-1 agreement."""
+    if len(reference) != len(outputs):
+        raise ParityError(f"The exported model has {len(outputs)} outputs; the Keras model has {len(reference)}.")
+    diff, peak, agree, total = 0.0, 1.0, 0, 0
+    for ref, got in zip(reference, outputs):
+        got = np.asarray(got, np.float64).reshape(ref.shape)
+        diff = max(diff, float(np.max(np.abs(got - ref))) if ref.size else 0.0)
+        peak = max(peak, float(np.max(np.abs(ref))) if ref.size else 0.0)
+        if ref.ndim == 2:  # class scores: does the export pick the same class?
+            agree += int(np.sum(ref.argmax(-1) == got.argmax(-1)))
+            total += ref.shape[0]
+    tol = TOLERANCE[precision] if tolerance is None else float(tolerance)
+    allowed = tol * peak
+    report = {"max_abs_diff": diff, "tolerance": tol, "allowed": allowed, "passed": diff <= allowed}
+    if total:
+        report["top1_agreement"] = agree / total
+    return report
+
+
+def sample_inputs(model, meta: dict, *, calibration=None, count: int = 4, seed: int = 0) -> np.ndarray:
+    """float32 (N, H, W, C) model inputs: calibration images prepared as predict does, else random pixels."""
+    height, width, channels = meta["input_shape"]
+    if calibration is None:
+        rng = np.random.default_rng(seed)
+        return rng.uniform(0, 255, (count, height, width, channels)).astype(np.float32)
+    from zoo.data.images import decode_image, list_images
+    from zoo.errors import ImageError
+    from zoo.inference import external_normalisation
+    from zoo.tasks import get_task
+
+    folder = Path(calibration)
+    if not folder.is_dir():
+        raise UsageError(f"--calibration must be a folder of images. Received: {calibration}.")
+    task = get_task(meta.get("task") or "classification")
+    arrays = []
+    for path in list_images(folder, recursive=True)[:CALIBRATION_IMAGES]:
+        try:
+            array, _ = task.prepare(decode_image(path, channels=channels), meta)
+        except ImageError:
+            continue
+        arrays.append(np.asarray(array, np.float32))
+    if not arrays:
+        raise UsageError(f"--calibration {folder} holds no readable image. Give a folder of typical inputs.")
+    batch = np.stack(arrays)
+    norm = external_normalisation(model, meta)
+    if norm is not None:  # models without preprocessing inside take normalised input
+        if norm.get("channel_order") == "bgr":
+            batch = batch[..., ::-1]
+        batch = (batch * float(norm.get("scale", 1.0)) - np.asarray(norm.get("mean", [0.0]), np.float32)) / \
+            np.asarray(norm.get("std", [1.0]), np.float32)
+    return batch.astype(np.float32)
+
+
+# --- writers ---
+
+
+def _savedmodel(model, path: Path, meta: dict) -> None:
+    model.export(str(path), format="tf_saved_model", verbose=False)
+    (path / "metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+def _tflite(model, path: Path, workdir: Path, *, quantize: str | None, calibration: np.ndarray | None) -> None:
+    import tensorflow as tf
+
+    saved = workdir / "savedmodel"
+    model.export(str(saved), format="tf_saved_model", verbose=False)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+        def representative():
+            for sample in calibration:
+                yield [sample[None]]
+
+        converter.representative_dataset = representative
+    path.write_bytes(converter.convert())
+
+
+def _onnx(model, path: Path, meta: dict) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        model.export(str(path), format="onnx", verbose=False)
+    try:
+        import onnx
+    except ImportError:  # metadata is a convenience; the graph is already written
+        return
+    proto = onnx.load(str(path))
+    for key in ("arch", "task", "labels", "input_shape", "preprocessing"):
+        if key in meta:
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = f"zoo.{key}", json.dumps(meta[key], default=str)
+    onnx.save(proto, str(path))
+
+
+# --- runners: the artefact in its own runtime ---
+
+
+def _run_savedmodel(path: Path, samples: np.ndarray) -> list[np.ndarray]:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    return [np.asarray(o) for o in _flatten(loaded.serve(tf.constant(samples)))]
+
+
+def _interpreter(path: Path):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        return Interpreter(model_path=str(path))
+
+
+def _run_tflite(path: Path, samples: np.ndarray) -> list[np.ndarray]:
+    interpreter = _interpreter(path)
+    runner = interpreter.get_signature_runner()
+    (input_name,) = runner.get_input_details()
+    per_output: dict[str, list[np.ndarray]] = {}
+    for sample in samples:  # batch 1: what TFLite models run with on devices
+        result = runner(**{input_name: sample[None]})
+        for name, value in result.items():
+            per_output.setdefault(name, []).append(np.asarray(value))
+    names = sorted(per_output, key=_output_order)
+    return [np.concatenate(per_output[name]) for name in names]
+
+
+def _output_order(name: str):
+    tail = name.rsplit("_", 1)[-1]
+    return (0, int(tail), name) if tail.isdigit() else (1, 0, name)
+
+
+def _run_onnx(path: Path, samples: np.ndarray) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return [np.asarray(o) for o in session.run(None, {name: samples})]
+
+
+# --- helpers ---
+
+
+def _flatten(outputs) -> list:
+    import tensorflow as tf
+
+    return tf.nest.flatten(outputs)
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _replace(new: Path, out: Path) -> None:
+    """Move `new` to `out`; an existing `out` is swapped away first and removed only afterwards."""
+    if new.is_file():
+        with open(new, "rb") as fh:
+            os.fsync(fh.fileno())
+    old = None
+    if out.exists() or out.is_symlink():
+        if out.is_dir() != new.is_dir():
+            kind = "folder" if out.is_dir() else "file"
+            raise UsageError(f"--out {out} is an existing {kind}; remove it or choose another path.")
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    try:
+        os.replace(new, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+class _CallableModule(type(json)):
+    """Importing zoo.export (the module) makes `zoo.export` the module, shadowing the public
+    function of the same name; a callable module keeps `zoo.export(model, format=..., out=...)` working."""
+
+    def __call__(self, model: Any, **kwargs: Any) -> Path:
+        return export(model, **kwargs)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule
