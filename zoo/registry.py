@@ -62,7 +62,7 @@ _SPECS: list[ModelSpec] = [
     ModelSpec("densenet121", "densenet", "densenet121", "classification", (224, 224, 3), 7_978_856, 2_834_000_000, _DENSENET),
     ModelSpec("densenet169", "densenet", "densenet169", "classification", (224, 224, 3), 14_149_480, 3_360_000_000, _DENSENET),
     ModelSpec("densenet201", "densenet", "densenet201", "classification", (224, 224, 3), 20_013_928, 4_291_000_000, _DENSENET),
-    ModelSpec("yolo_lite", "yolo_lite", "yolo_lite", "detection", (224, 224, 3), 572_317, 241_000_000,
+    ModelSpec("yolo_lite", "yolo_lite", "yolo_lite", "detection", (224, 224, 3), 572_317, 240_004_352,
               "Huang, Pedoeem & Chen 2018, YOLO-LITE (arXiv 1811.05588)", classes=20),
     ModelSpec("fcn32s", "fcn", "fcn32s", "segmentation", (224, 224, 3), 0, 0, _FCN, classes=21),
     ModelSpec("fcn16s", "fcn", "fcn16s", "segmentation", (224, 224, 3), 0, 0, _FCN, classes=21),
