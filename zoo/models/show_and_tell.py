@@ -12,7 +12,7 @@ The model is two nested sub-models so training and decoding can use them apart:
     full     [image, tokens] -> logits       (what model.keras holds)
 `encoder_model(model)` (image -> initial LSTM state) and `step_model(model)` ([token, h, c] ->
 [log-probabilities, h, c]) rebuild the decoding graph from any built or loaded model's layers.
-Token id 0 is padding (masked everywhere), the vocabulary is zoo.tasks.captioning_text's.
+Token id 0 is padding (left out of the loss), the vocabulary is zoo.tasks.captioning_text's.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ class ShowAndTellConfig:
     backbone_weights: str | None = None  # weights tag/path of the backbone; None = random init
     train_backbone: bool = False  # False: the encoder is frozen (BN in inference mode), features cacheable
     feature: Literal["s4", "s8", "s16", "s32"] = "s32"  # which feature map of the backbone is pooled
-    pooling: Literal["avg", "max"] = "avg"  # how the feature map becomes one vector
+    # how the feature map becomes one vector; "flatten" keeps where things are (small maps only)
+    pooling: Literal["avg", "max", "flatten"] = "avg"
     vocab_size: int = 10_000  # softmax size, including padding (0) and unknown (1)
     embed_dim: int = 512  # word and image embedding size
     units: int = 512  # LSTM units
@@ -57,8 +58,8 @@ def _check(config: ShowAndTellConfig) -> None:
         raise UsageError(f"`dropout` must be in [0, 1). Received: dropout={config.dropout!r}.")
     if config.feature not in FEATURES:
         raise UsageError(f"`feature` must be one of {', '.join(map(repr, FEATURES))}. Received: feature={config.feature!r}.")
-    if config.pooling not in ("avg", "max"):
-        raise UsageError(f"`pooling` must be 'avg' or 'max'. Received: pooling={config.pooling!r}.")
+    if config.pooling not in ("avg", "max", "flatten"):
+        raise UsageError(f"`pooling` must be 'avg', 'max' or 'flatten'. Received: pooling={config.pooling!r}.")
 
 
 def make_config(variant: str = "show_and_tell", **options: Any) -> ShowAndTellConfig:
@@ -120,8 +121,8 @@ def build_encoder(config: ShowAndTellConfig, *, input_shape, include_preprocessi
     backbone.trainable = bool(config.train_backbone)
     image = keras.Input(tuple(input_shape), name="image")
     fmap = backbone(image)[config.feature]
-    pool = layers.GlobalAveragePooling2D if config.pooling == "avg" else layers.GlobalMaxPooling2D
-    features = pool(name="encoder_pool")(fmap)
+    pool = {"avg": layers.GlobalAveragePooling2D, "max": layers.GlobalMaxPooling2D, "flatten": layers.Flatten}
+    features = pool[config.pooling](name="encoder_pool")(fmap)
     return keras.Model(image, features, name="encoder")
 
 
@@ -137,7 +138,10 @@ def build_decoder(config: ShowAndTellConfig, *, feature_dim: int):
     image_emb = layers.Reshape((1, config.embed_dim), name="image_step")(image_emb)
     # Step -1: the image is the LSTM's first input; only its state carries on.
     _, h, c = lstm(layers.Dropout(config.dropout, name="image_dropout")(image_emb))
-    words = layers.Embedding(config.vocab_size, config.embed_dim, mask_zero=True, name="word_embedding")(tokens)
+    # No mask_zero: the LSTM is causal, so padding after <end> cannot change earlier steps, and
+    # the loss ignores padded targets (ignore_class=0). Unmasked, the output carries no Keras mask
+    # that would silently reweight losses and metrics.
+    words = layers.Embedding(config.vocab_size, config.embed_dim, name="word_embedding")(tokens)
     words = layers.Dropout(config.dropout, name="word_dropout")(words)
     x, _, _ = lstm(words, initial_state=[h, c])
     x = layers.Dropout(config.dropout, name="lstm_dropout")(x)
