@@ -15,6 +15,7 @@ call (e.g. a captioner's beam search).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
@@ -298,7 +299,24 @@ def make_forward(model: Any, meta: dict):
 
     A tf.function traced once per input dtype (batch dimension left free), calling the inference
     copy from zoo.optimize when it exists, in inference mode; far cheaper per batch than model.predict.
+    Cached on the model object, so repeated zoo.predict calls on one model do not trace again.
     """
+    norm = external_normalisation(model, meta)
+    key = json.dumps(norm, sort_keys=True, default=str)
+    cache = getattr(model, "_zoo_forwards", None)
+    if cache is None:
+        cache = {}
+        try:
+            # object.__setattr__: not model state, so Keras must not track it (as attach_meta does)
+            object.__setattr__(model, "_zoo_forwards", cache)
+        except (AttributeError, TypeError):
+            pass
+    if key not in cache:
+        cache[key] = _compile_forward(model, norm)
+    return cache[key]
+
+
+def _compile_forward(model: Any, norm: dict | None):
     import tensorflow as tf
 
     infer = model
@@ -314,7 +332,6 @@ def make_forward(model: Any, meta: dict):
                           f"model as it is.", stacklevel=2)
             infer = model
     dtype = tf.as_dtype(getattr(model.inputs[0], "dtype", "float32") or "float32")
-    norm = external_normalisation(model, meta)
     traced: dict = {}
 
     def body(x):
