@@ -1,0 +1,306 @@
+"""Verified downloads into the zoo cache ($ZOO_HOME/weights, default ~/.cache/zoo/weights).
+
+What users of other zoos complain about, and what this does instead:
+- corrupt caches and hash loops: a file is downloaded to `.<name>.part` beside its target,
+  its checksum verified, fsynced, then renamed; a cached file that fails its checksum is removed
+  and fetched again, never loaded;
+- parallel jobs: an fcntl lock per file, so two processes never write the same file; the second
+  one finds it done;
+- cut transfers: retries that resume with an HTTP Range request;
+- proxies: urllib reads HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment;
+- air-gapped machines: ZOO_OFFLINE=1 never touches the network and says which file to put where;
+  a file already in the Keras cache ($KERAS_HOME/models or ~/.keras/models) with the right hash
+  is used as is;
+- https only, except loopback addresses (tests, local mirrors) or ZOO_ALLOW_HTTP=1.
+Checksums: sha256, md5 (what keras.applications publishes), or torchvision's sha256 filename
+prefix; with `pin` the full sha256 is recorded in `<name>.sha256` on first download and checked
+on every later use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import WeightsError
+
+log = logging.getLogger("zoo.pretrained")
+CHUNK = 1 << 16
+RETRIES = 3
+TIMEOUT = 60.0
+
+
+def zoo_home() -> Path:
+    return Path(os.environ.get("ZOO_HOME") or "~/.cache/zoo").expanduser()
+
+
+def cache_dir() -> Path:
+    return zoo_home() / "weights"
+
+
+def keras_cache_dirs() -> list[Path]:
+    home = os.environ.get("KERAS_HOME")
+    dirs = [Path(home).expanduser() / "models"] if home else []
+    dirs.append(Path("~/.keras/models").expanduser())
+    return list(dict.fromkeys(dirs))
+
+
+def offline() -> bool:
+    return os.environ.get("ZOO_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Checksum:
+    sha256: str | None = None
+    md5: str | None = None
+    sha256_prefix: str | None = None
+    pin: bool = False  # record the sha256 on first download when no full hash is published
+
+    def describe(self) -> str:
+        if self.sha256:
+            return f"sha256 {self.sha256}"
+        if self.md5:
+            return f"md5 {self.md5}"
+        if self.sha256_prefix:
+            return f"sha256 starting with {self.sha256_prefix}"
+        return "no published checksum (sha256 pinned on first download)"
+
+    def check(self, path: Path) -> str | None:
+        """None when `path` matches; else a one-line description of the mismatch."""
+        sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                sha.update(chunk)
+                if self.md5:
+                    md5.update(chunk)
+        got = sha.hexdigest()
+        if self.sha256 and got != self.sha256:
+            return f"sha256 is {got}, expected {self.sha256}"
+        if self.md5 and md5.hexdigest() != self.md5:
+            return f"md5 is {md5.hexdigest()}, expected {self.md5}"
+        if self.sha256_prefix and not got.startswith(self.sha256_prefix):
+            return f"sha256 is {got}, expected it to start with {self.sha256_prefix}"
+        pinned = pin_file(path)
+        if pinned.exists() and pinned.read_text().strip() != got:
+            return f"sha256 is {got}, but {pinned.read_text().strip()} was pinned on first download"
+        return None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def pin_file(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+@contextlib.contextmanager
+def file_lock(target: Path):
+    """An exclusive lock on `<target>.lock` held across processes (fcntl; a no-op where absent)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = target.with_name(f".{target.name}.lock")
+    with open(lock_path, "a+") as fh:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; temp file + rename still keeps files whole
+            yield
+            return
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, *, allow_http: bool = False) -> None:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https":
+        return
+    if parts.scheme == "http" and (allow_http or _is_loopback(parts.hostname)
+                                   or os.environ.get("ZOO_ALLOW_HTTP", "") in ("1", "true", "yes")):
+        return
+    raise WeightsError(f"Refusing to download {url}: only https URLs are fetched (http is allowed for loopback "
+                       f"addresses, or with ZOO_ALLOW_HTTP=1 / --allow-http for a trusted local mirror).")
+
+
+def _progress(total: int | None, name: str, enabled: bool | None):
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn, TimeRemainingColumn
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                   TimeRemainingColumn(), transient=True, console=None)
+    bar.start()
+    task = bar.add_task(name, total=total)
+    return bar, task
+
+
+def _download_once(url: str, part: Path, *, progress: bool | None) -> None:
+    """One attempt: resume `part` with a Range request when it holds bytes already."""
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": "zoo-weights/0.1"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # proxies come from the environment
+        status = getattr(response, "status", 200)
+        if have and status == 206:
+            mode = "ab"
+        else:
+            mode, have = "wb", 0  # the server ignored the Range: start over
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length and length.isdigit() else None
+        bar = _progress(total, part.name.lstrip(".").removesuffix(".part"), progress)
+        try:
+            with open(part, mode) as fh:
+                if bar:
+                    bar[0].update(bar[1], completed=have)
+                while True:
+                    chunk = response.read(CHUNK)
+                    if not chunk:
+                        break
+                    fh.write(chunk)
+                    if bar:
+                        bar[0].update(bar[1], advance=len(chunk))
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            if bar:
+                bar[0].stop()
+    if total is not None and part.stat().st_size < total:
+        raise ConnectionError(f"connection closed after {part.stat().st_size} of {total} bytes")
+
+
+def _download(url: str, part: Path, *, progress: bool | None) -> None:
+    last: Exception | None = None
+    for attempt in range(RETRIES):
+        try:
+            _download_once(url, part, progress=progress)
+            return
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416:  # Range not satisfiable: our partial file is stale
+                part.unlink(missing_ok=True)
+                last = exc
+                continue
+            if 400 <= exc.code < 500:
+                raise  # 403/404 will not get better by retrying
+            last = exc
+        except (OSError, ConnectionError) as exc:  # URLError, timeouts, IncompleteRead, resets
+            last = exc
+        log.info("download of %s interrupted (%s); resuming (attempt %d/%d)", url, last, attempt + 2, RETRIES)
+        time.sleep(min(0.2 * 2 ** attempt, 2.0))
+    assert last is not None
+    raise last
+
+
+def manual_hint(urls: list[str], target: Path) -> str:
+    return (f"Download {urls[0]} by hand (browser, curl, another machine) and put it at {target}, "
+            f"or run `zoo weights import FILE --arch ARCH --tag TAG`.")
+
+
+def fetch(urls: list[str], *, filename: str, sha256: str | None = None, md5: str | None = None,
+          sha256_prefix: str | None = None, pin: bool = False, allow_http: bool = False,
+          progress: bool | None = None) -> Path:
+    """A verified local copy of the file at `urls` (mirrors tried in order), from the cache when possible.
+
+    Args:
+        urls: download locations of the same file.
+        filename: its name in the cache.
+        sha256, md5, sha256_prefix: the published checksum (one is enough).
+        pin: with no full hash, record the sha256 of the first download and hold later uses to it.
+        allow_http: accept plain-http URLs on non-loopback hosts (a trusted local mirror).
+        progress: show a progress bar (default: when stderr is a terminal).
+    Returns:
+        Path of the verified file (in $ZOO_HOME/weights, or the Keras cache when it was there).
+    """
+    checksum = Checksum(sha256=sha256, md5=md5, sha256_prefix=sha256_prefix, pin=pin)
+    if not (sha256 or md5 or sha256_prefix or pin):
+        raise WeightsError(f"Refusing to fetch {urls[0]} without a checksum. Pass --sha256/--md5, or pin it.")
+    target = cache_dir() / filename
+    with file_lock(target):
+        if target.exists():
+            problem = checksum.check(target)
+            if problem is None:
+                return target
+            # Never load a damaged file and never loop on it: remove it, then fetch again.
+            log.warning("cached %s is damaged (%s); fetching it again", target, problem)
+            target.unlink()
+            pin_file(target).unlink(missing_ok=True)
+        if sha256 or md5 or sha256_prefix:
+            for folder in keras_cache_dirs():
+                candidate = folder / filename
+                if candidate.is_file() and checksum.check(candidate) is None:
+                    log.info("using %s from the Keras cache", candidate)
+                    return candidate
+        if offline():
+            raise WeightsError(f"ZOO_OFFLINE=1 and {filename} ({checksum.describe()}) is not in the cache "
+                               f"{target.parent}. " + manual_hint(urls, target))
+        for url in urls:
+            check_url(url, allow_http=allow_http)
+        part = target.with_name(f".{filename}.part")
+        errors = []
+        for url in urls:
+            try:
+                _download(url, part, progress=progress)
+            except Exception as exc:  # one mirror failing must not hide the next
+                errors.append(f"{url}: {exc}")
+                continue
+            problem = checksum.check(part)
+            if problem is not None:
+                part.unlink(missing_ok=True)
+                errors.append(f"{url}: downloaded file is wrong ({problem})")
+                continue
+            if pin and not sha256:
+                digest = sha256_of(part)
+                from zoo.modeldir import atomic_write_text
+
+                atomic_write_text(pin_file(target), digest + "\n")
+            os.replace(part, target)
+            return target
+        raise WeightsError(f"Could not fetch {filename} into {target}: " + "; ".join(errors) + ". "
+                           + manual_hint(urls, target))
+
+
+def fetch_row(row: dict[str, Any], part: dict[str, Any] | None = None, *, progress: bool | None = None) -> Path:
+    """fetch() for a manifest row (or its `notop` part)."""
+    part = part or row
+    urls = list(part["urls"])
+    filename = part.get("filename") or urllib.parse.urlsplit(urls[0]).path.rsplit("/", 1)[-1]
+    return fetch(urls, filename=filename, sha256=part.get("sha256"), md5=part.get("md5"),
+                 sha256_prefix=part.get("sha256_prefix"), pin=bool(part.get("pin")), progress=progress)
+
+
+def cached_files() -> list[Path]:
+    folder = cache_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                  and not p.name.endswith(".sha256"))
