@@ -42,7 +42,7 @@ _FCN = "Long, Shelhamer & Darrell 2015, Fully Convolutional Networks for Semanti
 _SPECS: list[ModelSpec] = [
     ModelSpec("lenet5", "lenet", "lenet5", "classification", (32, 32, 1), 61_706, 416_520,
               "LeCun et al. 1998, Gradient-Based Learning Applied to Document Recognition", classes=10),
-    ModelSpec("alexnet", "alexnet", "alexnet", "classification", (224, 224, 3), 61_100_840, 714_197_696,
+    ModelSpec("alexnet", "alexnet", "alexnet", "classification", (224, 224, 3), 61_100_840, 714_188_480,
               "Krizhevsky 2014, One weird trick for parallelizing CNNs (arXiv 1404.5997)"),
     ModelSpec("vgg11", "vgg", "vgg11", "classification", (224, 224, 3), 132_863_336, 7_609_090_048, _VGG),
     ModelSpec("vgg13", "vgg", "vgg13", "classification", (224, 224, 3), 133_047_848, 11_308_466_176, _VGG),
@@ -52,16 +52,16 @@ _SPECS: list[ModelSpec] = [
     ModelSpec("vgg13_bn", "vgg", "vgg13_bn", "classification", (224, 224, 3), 133_053_736, 11_308_466_176, _VGG),
     ModelSpec("vgg16_bn", "vgg", "vgg16_bn", "classification", (224, 224, 3), 138_365_992, 15_470_264_320, _VGG),
     ModelSpec("vgg19_bn", "vgg", "vgg19_bn", "classification", (224, 224, 3), 143_678_248, 19_632_062_464, _VGG),
-    ModelSpec("googlenet", "googlenet", "googlenet", "classification", (224, 224, 3), 6_624_904, 1_498_000_000,
+    ModelSpec("googlenet", "googlenet", "googlenet", "classification", (224, 224, 3), 6_624_904, 1_498_376_192,
               "Szegedy et al. 2014, Going Deeper with Convolutions (arXiv 1409.4842)"),
-    ModelSpec("resnet18", "resnet", "resnet18", "classification", (224, 224, 3), 11_689_512, 1_814_000_000, _RESNET),
-    ModelSpec("resnet34", "resnet", "resnet34", "classification", (224, 224, 3), 21_797_672, 3_664_000_000, _RESNET),
-    ModelSpec("resnet50", "resnet", "resnet50", "classification", (224, 224, 3), 25_557_032, 4_089_000_000, _RESNET),
-    ModelSpec("resnet101", "resnet", "resnet101", "classification", (224, 224, 3), 44_549_160, 7_801_000_000, _RESNET),
-    ModelSpec("resnet152", "resnet", "resnet152", "classification", (224, 224, 3), 60_192_808, 11_514_000_000, _RESNET),
-    ModelSpec("densenet121", "densenet", "densenet121", "classification", (224, 224, 3), 7_978_856, 2_834_000_000, _DENSENET),
-    ModelSpec("densenet169", "densenet", "densenet169", "classification", (224, 224, 3), 14_149_480, 3_360_000_000, _DENSENET),
-    ModelSpec("densenet201", "densenet", "densenet201", "classification", (224, 224, 3), 20_013_928, 4_291_000_000, _DENSENET),
+    ModelSpec("resnet18", "resnet", "resnet18", "classification", (224, 224, 3), 11_689_512, 1_814_073_344, _RESNET),
+    ModelSpec("resnet34", "resnet", "resnet34", "classification", (224, 224, 3), 21_797_672, 3_663_761_408, _RESNET),
+    ModelSpec("resnet50", "resnet", "resnet50", "classification", (224, 224, 3), 25_557_032, 4_089_184_256, _RESNET),
+    ModelSpec("resnet101", "resnet", "resnet101", "classification", (224, 224, 3), 44_549_160, 7_801_405_440, _RESNET),
+    ModelSpec("resnet152", "resnet", "resnet152", "classification", (224, 224, 3), 60_192_808, 11_513_626_624, _RESNET),
+    ModelSpec("densenet121", "densenet", "densenet121", "classification", (224, 224, 3), 7_978_856, 2_834_161_664, _DENSENET),
+    ModelSpec("densenet169", "densenet", "densenet169", "classification", (224, 224, 3), 14_149_480, 3_359_843_328, _DENSENET),
+    ModelSpec("densenet201", "densenet", "densenet201", "classification", (224, 224, 3), 20_013_928, 4_291_365_888, _DENSENET),
     ModelSpec("yolo_lite", "yolo_lite", "yolo_lite", "detection", (224, 224, 3), 572_317, 240_004_352,
               "Huang, Pedoeem & Chen 2018, YOLO-LITE (arXiv 1811.05588)", classes=20),
     ModelSpec("fcn32s", "fcn", "fcn32s", "segmentation", (224, 224, 3), 0, 0, _FCN, classes=21),
@@ -163,7 +163,7 @@ def build(
     if weights is not None:
         from zoo.pretrained import resolve_weights
 
-        source = resolve_weights(spec.name, weights)
+        source = resolve_weights(spec.name, weights, include_top=include_top)
         for key, value in source.arch_options.items():
             if key in arch_options and arch_options[key] != value:
                 raise UsageError(

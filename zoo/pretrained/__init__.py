@@ -2,17 +2,17 @@
 (zoo .weights.h5, legacy keras.applications HDF5, torchvision/timm safetensors) and loading.
 
 Interface used by zoo.registry.build:
-    resolve_weights(arch, weights) -> WeightsSource   # a manifest tag or a path; fetches if needed
-    load_weights(model, source) -> LoadReport           # by layer name; head skipped if classes differ
+    resolve_weights(arch, weights, *, include_top=True) -> WeightsSource  # a tag, a path or a URL; fetches if needed
+    load_weights(model, source) -> LoadReport   # by layer name; head skipped if classes differ
 """
 
 from __future__ import annotations
 
 
-def resolve_weights(arch: str, weights: str):
+def resolve_weights(arch: str, weights, *, include_top: bool = True):
     from zoo.pretrained.resolve import resolve_weights as impl
 
-    return impl(arch, weights)
+    return impl(arch, weights, include_top=include_top)
 
 
 def load_weights(model, source):
