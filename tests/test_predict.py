@@ -185,3 +185,16 @@ def test_logits_become_probabilities():
     assert sum(scores) == pytest.approx(1.0, abs=1e-5) and record["predictions"][0]["label"] == "cat"
     [record] = task.postprocess(np.array([[0.9]]), [{}], {"labels": ["no", "yes"]}, {"top_k": 1})
     assert record["predictions"] == [{"label": "yes", "index": 1, "score": 0.9}]
+
+
+def test_training_side_is_delegated():
+    from zoo.tasks import classification_train as train
+    from zoo.tasks import get_task
+
+    task = get_task("classification")
+    for name in ("check_data", "monitor", "stages"):
+        assert hasattr(task, name) == hasattr(train, name)
+    if hasattr(train, "monitor"):
+        assert task.monitor({}) == train.monitor({})
+    with pytest.raises(ValueError):
+        task.load_data("/nonexistent/folder/for/zoo", {"input_shape": (16, 16, 3), "batch_size": 2, "seed": 0})

@@ -109,7 +109,9 @@ def iter_predict(
         return index, source, array, info, image if keep_image else None, None
 
     n_workers = workers or min(8, max(2, os.cpu_count() or 2))
-    ahead = max(2 * batch_size, 4 * n_workers)  # decoded images waiting: bounds memory
+    # decoded inputs waiting for the model: this bounds memory. With save_dir the full-size
+    # originals are kept until drawn, so look ahead one batch only.
+    ahead = batch_size if keep_image else max(2 * batch_size, 4 * n_workers)
     items = _enumerate(sources, recursive=recursive)
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="zoo-decode") as pool:
         pending: deque = deque()

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 _TRAIN_MODULE = "zoo.tasks.classification_train"
-_OPTIONAL_TRAINING = ("monitor", "stages")
+_OPTIONAL_TRAINING = ("check_data", "monitor", "stages")
 
 
 def _train():
@@ -101,7 +101,7 @@ class ClassificationTask:
         return _train().report(model, meta, data, out_dir)
 
     def __getattr__(self, name: str):
-        # monitor / stages are optional in the interface: present only if the trainer module has them
+        # check_data / monitor / stages are optional in the interface: present only if the trainer module has them
         if name in _OPTIONAL_TRAINING:
             module = _train()
             if hasattr(module, name):
