@@ -1,6 +1,7 @@
-"""Exact parameter counts (trainable = torchvision's count) for every variant, from issue 2.
+"""The registry's params and macs hold to the models they build, and to issue 2's targets.
 
-Models are built, never run, and each is built once."""
+Trainable parameters = torchvision's counts. Every classification model is built once at its
+default input (built, never run) and measured with zoo.macs.count_macs."""
 
 import math
 
@@ -15,6 +16,7 @@ ISSUE_PARAMS = {
 # torchvision's vgg*_bn counts, beyond the one the issue lists.
 TORCHVISION_BN = {"vgg13_bn": 133_053_736, "vgg16_bn": 138_365_992, "vgg19_bn": 143_678_248}
 KERAS_V1_PARAMS = {"resnet50": 25_583_592, "resnet101": 44_601_832, "resnet152": 60_268_520}
+ISSUE_MACS = {"alexnet": 0.714e9, "vgg16": 15.47e9, "googlenet": 1.498e9, "resnet50": 4.089e9, "densenet121": 2.834e9}
 
 
 def trainable_params(model) -> int:
@@ -27,15 +29,25 @@ def _classification_names():
     return [name for name, spec in REGISTRY.items() if spec.task == "classification"]
 
 
+def test_every_classification_model_has_a_params_target():
+    assert sorted(_classification_names()) == sorted({**ISSUE_PARAMS, **TORCHVISION_BN})
+
+
 @pytest.mark.parametrize("name", _classification_names())
-def test_default_build_has_the_registry_params(name):
+def test_table_params_and_macs_hold_to_the_built_model(name):
     import zoo
+    from zoo.macs import count_macs
     from zoo.registry import get_spec
 
+    spec = get_spec(name)
     model = zoo.build(name)
-    expected = {**ISSUE_PARAMS, **TORCHVISION_BN}[name]
-    assert get_spec(name).params == expected
-    assert trainable_params(model) == expected
+    assert tuple(model.input_shape[1:]) == spec.input_shape
+    assert model.output_shape == (None, spec.classes)
+    assert trainable_params(model) == spec.params == {**ISSUE_PARAMS, **TORCHVISION_BN}[name]
+    macs = count_macs(model)
+    assert macs == spec.macs == zoo.info(name)["macs"]
+    if name in ISSUE_MACS:
+        assert abs(macs / ISSUE_MACS[name] - 1) < 0.03, (name, macs)
 
 
 @pytest.mark.parametrize("name", sorted(KERAS_V1_PARAMS))
