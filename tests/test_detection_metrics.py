@@ -74,6 +74,6 @@ def test_detection_metrics_keys():
     result = detection_metrics(gts, [_det([A], [0.9], [0])], ["a", "b"])
     assert result["map"] == pytest.approx(1.0) and result["map50"] == pytest.approx(1.0)
     assert result["voc07_map"] == pytest.approx(1.0)
-    assert result["per_class"]["a"] == {"ap": pytest.approx(1.0), "ap50": pytest.approx(1.0),
+    assert result["per_class_ap"]["a"] == {"ap": pytest.approx(1.0), "ap50": pytest.approx(1.0),
                                         "voc07_ap": pytest.approx(1.0), "gt": 1}
-    assert result["per_class"]["b"]["gt"] == 0 and result["per_class"]["b"]["voc07_ap"] is None
+    assert result["per_class_ap"]["b"]["gt"] == 0 and result["per_class_ap"]["b"]["voc07_ap"] is None

@@ -86,7 +86,9 @@ class DetectionTask:
         from zoo.tasks.detection_boxes import detect
 
         raw = _single_output(outputs)
-        opts = detection_options(options)
+        # thresholds: the caller's, else those stored with the model, else DEFAULTS
+        stored = meta.get("detection") or {}
+        opts = detection_options({**stored, **{k: v for k, v in (options or {}).items() if v is not None}})
         anchors = model_anchors(meta, raw.shape[-1])
         labels = list(meta.get("labels") or [])
         records = []

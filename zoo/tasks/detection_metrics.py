@@ -118,7 +118,7 @@ def voc07_ap(gts: Sequence, dets: Sequence, cls: int, *, iou: float = 0.5) -> fl
 
 
 def detection_metrics(gts: Sequence, dets: Sequence, labels: Sequence[str]) -> dict:
-    """`zoo evaluate --json` keys: map, map50, voc07_map, per_class {label: {ap, ap50, voc07_ap, gt}}."""
+    """`zoo evaluate --json` keys: map, map50, voc07_map, per_class_ap {label: {ap, ap50, voc07_ap, gt}}."""
     coco = coco_map(gts, dets, labels)
     voc = {name: voc07_ap(gts, dets, k) for k, name in enumerate(labels)}
     counts = np.bincount(np.concatenate([np.asarray(g[1], dtype=np.int64).reshape(-1) for g in gts] or [np.zeros(0, int)]),
@@ -128,7 +128,7 @@ def detection_metrics(gts: Sequence, dets: Sequence, labels: Sequence[str]) -> d
         "map": coco["map"],
         "map50": coco["map50"],
         "voc07_map": float(np.mean(present)) if present else 0.0,
-        "per_class": {name: {"ap": coco["ap"][name], "ap50": coco["ap50"][name], "voc07_ap": voc[name],
+        "per_class_ap": {name: {"ap": coco["ap"][name], "ap50": coco["ap50"][name], "voc07_ap": voc[name],
                              "gt": int(counts[k])} for k, name in enumerate(labels)},
         "images": len(gts),
         "detections": int(sum(len(np.asarray(d[1]).reshape(-1)) for d in dets)),

@@ -266,6 +266,9 @@ def build_model(arch, data: TaskData, options: dict):
         if not report["loaded"]:
             raise UsageError(f"No layer of {source} fits this yolo_lite (different backbone or size?). "
                              f"Train from scratch with --weights none, or give a matching model.")
+    # model.keras must load anywhere in safe mode: keep zoo's own YOLOLoss out of its compile config
+    # (the trainer compiles again on resume; inference needs no loss).
+    object.__setattr__(model, "get_compile_config", lambda: None)
     attach_meta(model, {"arch": arch, "task": "detection", "labels": list(data.labels), "anchors": data.extras["anchors"],
                         "input_shape": [size, size, 3], "preprocessing": preprocessing_meta(backbone),
                         **({"weights": {"origin": source, "loaded": len(report["loaded"]),
@@ -288,11 +291,22 @@ def metrics(data: TaskData, options: dict) -> list:
 def metadata(model, data: TaskData, options: dict) -> dict[str, Any]:
     from zoo.tasks.detection import detection_options
 
+    """Task extras for metadata.json: anchors, labels, letterbox preprocessing, thresholds, and the
+    validation mAP of the trained model (`metrics`)."""
+    from zoo.tasks.detection_metrics import detection_metrics
+
     topts = _task_options(options)
-    return {"anchors": data.extras["anchors"], "anchor_iou": round(float(data.extras["anchor_iou"]), 4),
+    meta = {"anchors": data.extras["anchors"], "anchor_iou": round(float(data.extras["anchor_iou"]), 4),
             "labels": list(data.labels), "input_shape": [input_size(options)] * 2 + [3],
             "preprocessing": preprocessing_meta(options.get("backbone")),
             "detection": detection_options({k: topts.get(k) for k in ("conf", "iou", "max_det")})}
+    val = data.extras.get("val_samples") or []
+    if val:
+        dets, gts = predict_samples(model, meta, val)
+        scores = detection_metrics(gts, dets, data.labels)
+        meta["metrics"] = {"val_map": round(scores["map"], 6), "val_map50": round(scores["map50"], 6),
+                           "val_voc07_map": round(scores["voc07_map"], 6)}
+    return meta
 
 
 # --------------------------------------------------------------------------- evaluation
