@@ -198,3 +198,17 @@ def test_training_side_is_delegated():
         assert task.monitor({}) == train.monitor({})
     with pytest.raises(ValueError):
         task.load_data("/nonexistent/folder/for/zoo", {"input_shape": (16, 16, 3), "batch_size": 2, "seed": 0})
+
+
+def test_url_sources(tmp_path):
+    import zoo
+    from test_sources import serve
+
+    _images(tmp_path, 1)
+    model = with_meta(tiny_model())
+    with serve(tmp_path) as base:
+        records = zoo.predict([f"{base}/img000.jpg", f"{base}/nope.jpg"], model=model, top_k=3)
+    assert [r["ok"] for r in records] == [True, False] and "404" in records[1]["error"]
+    want = _expected(model, tmp_path / "img000.jpg")
+    for index, score in _scores(records[0]).items():
+        assert score == pytest.approx(float(want[index]), abs=1e-5)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+
+import pytest
 from PIL import Image
 
 from zoo.data.sources import expand_sources, iter_sources
@@ -52,3 +55,46 @@ def test_streams_lazily(tmp_path):
     listed.write_text("".join(f"img{i}.jpg\n" for i in range(10_000)))
     it = iter_sources([listed])
     assert next(it) == (str(tmp_path / "img0.jpg"), None)
+
+
+@contextlib.contextmanager
+def serve(folder):
+    """`folder` served over HTTP on 127.0.0.1 (no other network in tests); yields the base URL."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def http_dir(tmp_path):
+    with serve(tmp_path) as base:
+        yield tmp_path, base
+
+
+def test_urls_pass_through_and_download(http_dir, monkeypatch):
+    from zoo.data.images import decode_image
+    from zoo.data.sources import read_url
+    from zoo.errors import ImageError
+
+    folder, base = http_dir
+    _img(folder / "a.png")
+    url = f"{base}/a.png?size=large"  # a query string is not a glob
+    assert expand_sources([url]) == [(url, None)]
+    assert decode_image(read_url(url)).shape == (2, 2, 3)
+    with pytest.raises(ImageError, match="HTTP 404"):
+        read_url(f"{base}/missing.png")
+    with pytest.raises(ImageError, match="larger than"):
+        read_url(url, max_bytes=10)
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    with pytest.raises(ImageError, match="ZOO_OFFLINE"):
+        read_url(url)

@@ -178,6 +178,7 @@ def _enumerate(sources, *, recursive: bool) -> Iterator[tuple[int, Any, str | No
 
 def _decode(source, *, channels: int, max_pixels):
     from zoo.data.images import decode_image
+    from zoo.data.sources import is_url, read_url
 
     if isinstance(source, np.ndarray) or _is_pil(source):
         array = np.asarray(source)
@@ -191,6 +192,8 @@ def _decode(source, *, channels: int, max_pixels):
 
         return decode_image(_png_bytes(Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)),
                             channels=channels, max_pixels=max_pixels)
+    if is_url(source):
+        source = read_url(source)
     return decode_image(source, channels=channels, max_pixels=max_pixels)
 
 

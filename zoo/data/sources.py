@@ -10,6 +10,7 @@ Rules:
   lines are relative to the list's folder; lines may be files, folders or globs, not further lists;
 - a path with wildcards (`*`, `?`, `[`, `**` with recursive) that does not exist as such is a
   glob: its image files in sorted order, or one error item when nothing matches;
+- an http(s):// URL is yielded as is and read by `read_url` when decoded (never with ZOO_OFFLINE=1);
 - anything else is yielded as is; a missing file becomes an error record when it is decoded.
 Items are (source, error): error is None for a path to decode, else a one-line reason.
 Nothing is listed ahead of need, so a list of millions of paths streams in bounded memory.
@@ -23,10 +24,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from zoo.data.images import IMAGE_EXTENSIONS, list_images
+from zoo.errors import ImageError
 
 Item = tuple[str, str | None]
 
 _WILDCARDS = ("*", "?", "[")
+URL_SCHEMES = ("http://", "https://")
+MAX_URL_BYTES = 64 * 1024 * 1024  # an image larger than this over the network is refused
 
 
 def iter_sources(sources: str | os.PathLike | Iterable[str | os.PathLike], *, recursive: bool = False) -> Iterator[Item]:
@@ -42,7 +46,37 @@ def expand_sources(sources: str | os.PathLike | Iterable[str | os.PathLike], *, 
     return list(iter_sources(sources, recursive=recursive))
 
 
+def is_url(source) -> bool:
+    return isinstance(source, str) and source.lower().startswith(URL_SCHEMES)
+
+
+def read_url(url: str, *, max_bytes: int = MAX_URL_BYTES, timeout: float = 30.0) -> bytes:
+    """The bytes of an image URL (proxies from the environment); ImageError with one line on failure."""
+    import urllib.error
+    import urllib.request
+
+    from zoo.pretrained.fetch import offline
+
+    if offline():
+        raise ImageError(f"ZOO_OFFLINE=1: not downloading {url}; download it and pass the file")
+    request = urllib.request.Request(url, headers={"User-Agent": "zoo-predict"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            data = response.read(max_bytes + 1)
+    except urllib.error.HTTPError as exc:
+        raise ImageError(f"HTTP {exc.code} {exc.reason}: {url}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ImageError(f"cannot download ({' '.join(str(reason).split())}): {url}") from None
+    if len(data) > max_bytes:
+        raise ImageError(f"larger than {max_bytes:,} bytes: {url}")
+    return data
+
+
 def _expand(source: str, *, recursive: bool, in_list: bool) -> Iterator[Item]:
+    if is_url(source):
+        yield source, None
+        return
     path = Path(source).expanduser()
     if path.is_dir():
         images = list_images(path, recursive=recursive)
@@ -81,7 +115,7 @@ def _read_list(list_file: Path, *, recursive: bool) -> Iterator[Item]:
                 if not entry or entry.startswith("#"):
                     continue
                 entry_path = Path(entry).expanduser()
-                if not entry_path.is_absolute():
+                if not entry_path.is_absolute() and not is_url(entry):
                     entry = str(list_file.parent / entry_path)
                 yield from _expand(entry, recursive=recursive, in_list=True)
         except UnicodeDecodeError:
