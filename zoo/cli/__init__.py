@@ -80,6 +80,9 @@ def main(argv=None) -> None:
     from zoo.errors import UsageError
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+    from zoo.cli import quiet
+
+    quiet.install()
     try:
         cli.main(args=argv, prog_name="zoo", standalone_mode=False)
     except click.exceptions.Exit as exc:
