@@ -31,7 +31,7 @@ def run(*, count: int, size: int, backbone: str, epochs: int, batch_size: int, l
     from zoo.models.show_and_tell import build_from_config, make_config
     from zoo.tasks.captioning_metrics import caption_metrics
     from zoo.tasks.captioning_text import build_vocabulary, tokenize
-    from zoo.tasks.captioning_train import caption_table, fit, generate
+    from zoo.tasks.captioning_fit import caption_table, fit, generate
 
     keras.utils.set_random_seed(seed)
     tmp = tempfile.TemporaryDirectory() if data_dir is None else None

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
+import keras
+
 from zoo.errors import UsageError
 
 PAPER = "Vinyals et al. 2015, Show and Tell: A Neural Image Caption Generator (arXiv 1411.4555)"
@@ -252,4 +254,19 @@ def config_dict(config: ShowAndTellConfig) -> dict[str, Any]:
     return asdict(config)
 
 
-CUSTOM_OBJECTS: dict[str, Any] = {}
+@keras.saving.register_keras_serializable(package="zoo")
+def token_accuracy(y_true, y_pred):
+    """Per caption: the share of non-padding target tokens (id != 0) whose argmax is right.
+
+    Registered here (not in zoo.tasks) because a model saved after `compile` names it in its
+    compile config, and loading must find it through zoo.models.custom_objects().
+    """
+    from keras import ops
+
+    y_true = ops.cast(y_true, "int32")
+    hit = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true), "float32")
+    valid = ops.cast(ops.not_equal(y_true, 0), "float32")
+    return ops.sum(hit * valid, axis=-1) / ops.maximum(ops.sum(valid, axis=-1), 1.0)
+
+
+CUSTOM_OBJECTS: dict[str, Any] = {"zoo>token_accuracy": token_accuracy}
