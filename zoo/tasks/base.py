@@ -19,6 +19,8 @@ Training (zoo.training.finetune drives it, sharing precision, strategy, resume, 
     augment ("none"|"light"|"strong"), class_weights ("auto"|"none"), weights (tag|path|None),
     label_smoothing, image_size, plus `task_options` (dict from `--opt key=value`, task-specific).
 
+    check_data(data, options) -> None    optional: layout checks only, no TensorFlow, run first so
+                                         bad input fails in a second
     load_data(data, options) -> TaskData
         Validate DATA and raise zoo.errors.UsageError (one line: rule, value, what to do) BEFORE
         anything trains. Datasets are UNBATCHED (the trainer batches with the global batch size),

@@ -13,6 +13,15 @@ from zoo.errors import UsageError
 from zoo.tasks.base import TaskData
 
 
+def check_data(data, options: dict[str, Any]) -> None:
+    """The layout checks of load_data without decoding or TensorFlow (fails fast on bad input)."""
+    from zoo.data import classification as dc
+
+    index = dc.scan(data)
+    if options.get("val"):
+        dc.check_same_classes(index, dc.scan(options["val"], role="--val"), options["val"])
+
+
 def load_data(data, options: dict[str, Any]) -> TaskData:
     """Class folders or a CSV -> decoded, resized uint8 arrays -> unbatched (x, one_hot[, weight])."""
     import tensorflow as tf
@@ -193,10 +202,12 @@ def metadata(model, data: TaskData, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """Plain calls, not model.predict: under a multi-worker strategy predict would shard the data."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
-    return np.asarray(model.predict(ds, verbose=0), np.float32)
+    call = tf.function(lambda batch: model(tf.cast(batch, tf.float32), training=False))
+    outs = [np.asarray(call(x[i : i + batch_size]), np.float32) for i in range(0, len(x), batch_size)]
+    return np.concatenate(outs) if outs else np.zeros((0, model.output_shape[-1]), np.float32)
 
 
 def classification_metrics(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, Any]:

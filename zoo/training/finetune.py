@@ -43,13 +43,15 @@ def finetune(model, data: str | os.PathLike, *, out: str | os.PathLike, epochs: 
     out = Path(out)
     arch, task_name = resolve_model_ref(model, task)
     state = check_out(out, opts)
+    hooks = training_hooks(task_name)
+    if hasattr(hooks, "check_data"):
+        hooks.check_data(data, opts.as_dict())  # bad DATA fails in a second, before TensorFlow loads
     from zoo.training.strategy import resolve_strategy, worker_info
     from zoo.training.precision import default_xla, policy, resolve_precision
 
     strategy, strategy_name = resolve_strategy(opts.strategy)  # first: multi-worker needs it before other TF ops
     precision = resolve_precision(opts.precision)
     xla = default_xla(opts.xla)
-    hooks = training_hooks(task_name)
     od = opts.as_dict()
     od.update(arch=arch if isinstance(arch, str) else None, task=task_name,
               input_shape=resolve_input_shape(arch, opts), replicas=strategy.num_replicas_in_sync,
@@ -135,21 +137,37 @@ def _remove_artefacts(out: Path) -> None:
 
 
 def training_hooks(task_name: str):
-    """The task's training side: TASK if it implements it, else zoo.tasks.<task>_train."""
+    """The task's training side: TASK's methods, else those of zoo.tasks.<task>_train (optional
+    hooks such as check_data, monitor, stages may live in either)."""
     import importlib
 
     from zoo.tasks import get_task
 
+    sources = []
     try:
-        task = get_task(task_name)
-        if hasattr(task, "load_data"):
-            return task
+        sources.append(get_task(task_name))
     except ModuleNotFoundError:
         pass
     try:
-        return importlib.import_module(f"zoo.tasks.{task_name}_train")
+        sources.append(importlib.import_module(f"zoo.tasks.{task_name}_train"))
     except ModuleNotFoundError:
-        raise UsageError(f"Fine-tuning {task_name} models is not available in this build of zoo.") from None
+        pass
+    if not any(hasattr(s, "load_data") for s in sources):
+        raise UsageError(f"Fine-tuning {task_name} models is not available in this build of zoo.")
+    return _Hooks(sources)
+
+
+class _Hooks:
+    def __init__(self, sources):
+        self._sources = sources
+
+    def __getattr__(self, name: str):
+        for source in self._sources:
+            try:
+                return getattr(source, name)
+            except AttributeError:
+                continue
+        raise AttributeError(name)
 
 
 def resolve_input_shape(arch, opts: TrainOptions) -> tuple[int, int, int]:

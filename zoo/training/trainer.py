@@ -147,7 +147,16 @@ def _batches(dataset, batch_size: int, *, shuffle: bool, seed: int, augment=None
     dataset = dataset.batch(batch_size)
     if augment is not None:
         dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    # uint8 pixels become float32 per batch (4x less memory while shuffling); Keras's distributed
+    # build also all-reduces the first batch, which collectives cannot do for uint8.
+    dataset = dataset.map(lambda *t: tuple(tf.nest.map_structure(_to_float, t)), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _to_float(tensor):
+    import tensorflow as tf
+
+    return tf.cast(tensor, tf.float32) if tensor.dtype == tf.uint8 else tensor
 
 
 def run_stages(run: Run, *, resume_state: dict | None) -> None:
@@ -185,6 +194,8 @@ def run_stages(run: Run, *, resume_state: dict | None) -> None:
             opt = wrap_optimizer(opt, run.precision)
             trained.compile(optimizer=opt, loss=run.loss_fn(), metrics=run.metrics_fn(), jit_compile=run.xla)
             opt.build(trained.trainable_variables)
+            if _multiworker(run.strategy):
+                _build_locally(trained, train_ds)
             initial = start
             if state and done > 0:
                 weights, opt_vars = ck.read_epoch(run.out, state)
@@ -298,6 +309,20 @@ def _stage_data(run: Run, stage: Stage):
     train = _batches(run.train, batch, shuffle=True, seed=opts.seed, augment=run.augment, count=run.num_train)
     val = _batches(run.val, batch, shuffle=False, seed=opts.seed) if run.val is not None else None
     return run.model, train, val
+
+
+def _build_locally(model, dataset) -> None:
+    """Build metrics and loss from one local batch. Keras's own build all-reduces a distributed
+    first batch, which fails under MultiWorkerMirroredStrategy (PerReplica -> tensor conversion)."""
+    batch = next(iter(dataset.take(1)))
+    model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    # Keras 3.x also reduces the scalar logs with strategy.reduce("MEAN", v, axis=0), which fails
+    # for scalars under MultiWorkerMirroredStrategy. Logs are then averaged over this worker's
+    # replicas only; gradients are still all-reduced across workers by the optimizer.
+    from keras.src.backend.tensorflow import trainer as keras_tf_trainer
+
+    keras_tf_trainer._collective_all_reduce_multi_worker = lambda strategy: False
 
 
 def _multiworker(strategy) -> bool:

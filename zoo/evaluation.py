@@ -1,0 +1,49 @@
+"""zoo.evaluate(model, data) -> dict: the task's metrics on labelled data (`zoo evaluate --json`)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def evaluate(model, data: str | os.PathLike, *, batch_size: int = 32, verbose: int = 0) -> dict[str, Any]:
+    """Metrics of `model` on `data`, dispatched to the model's task.
+
+    Args:
+        model: a model directory, a .keras file, a registry name (pretrained weights) or a keras.Model from zoo.
+        data: labelled data in the task's format (classification: class folders named by the labels, or a CSV).
+    Returns:
+        classification: accuracy, top5_accuracy, macro_f1, per_class {label: precision, recall, f1,
+        support}, confusion_matrix (rows = truth), labels, num_images, skipped; plus "task" and "model".
+    """
+    from pathlib import Path
+
+    import zoo
+    from zoo.errors import UsageError
+    from zoo.modeldir import get_meta
+
+    name = None
+    if isinstance(model, (str, os.PathLike)):
+        name = str(model)
+        path = Path(model)
+        model = zoo.load_model(path) if path.exists() else zoo.build(str(model), weights=_default_tag(str(model)))
+    if not Path(data).exists():
+        raise UsageError(f"DATA {str(data)!r} does not exist. Give labelled data in the model's task format.")
+    meta = get_meta(model)
+    task_name = meta.get("task") or "classification"
+    from zoo.training.finetune import training_hooks
+
+    hooks = training_hooks(task_name)
+    scores = hooks.evaluate(model, meta, data, {"batch_size": batch_size, "verbose": verbose})
+    return {"task": task_name, "model": name or meta.get("arch"), **scores}
+
+
+def _default_tag(name: str):
+    from zoo.pretrained.manifest import tags_for
+
+    tags = tags_for(name)
+    if not tags:
+        from zoo.errors import UsageError
+
+        raise UsageError(f"{name!r} has no pretrained weights to evaluate; give a model directory from `zoo finetune`.")
+    return "imagenet" if "imagenet" in tags else tags[0]
