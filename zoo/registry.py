@@ -64,9 +64,9 @@ _SPECS: list[ModelSpec] = [
     ModelSpec("densenet201", "densenet", "densenet201", "classification", (224, 224, 3), 20_013_928, 4_291_365_888, _DENSENET),
     ModelSpec("yolo_lite", "yolo_lite", "yolo_lite", "detection", (224, 224, 3), 572_317, 240_004_352,
               "Huang, Pedoeem & Chen 2018, YOLO-LITE (arXiv 1811.05588)", classes=20),
-    ModelSpec("fcn32s", "fcn", "fcn32s", "segmentation", (224, 224, 3), 0, 0, _FCN, classes=21),
-    ModelSpec("fcn16s", "fcn", "fcn16s", "segmentation", (224, 224, 3), 0, 0, _FCN, classes=21),
-    ModelSpec("fcn8s", "fcn", "fcn8s", "segmentation", (224, 224, 3), 0, 0, _FCN, classes=21),
+    ModelSpec("fcn32s", "fcn", "fcn32s", "segmentation", (224, 224, 3), 136_152_917, 21_296_701_440, _FCN, classes=21),
+    ModelSpec("fcn16s", "fcn", "fcn16s", "segmentation", (224, 224, 3), 134_815_994, 21_299_154_576, _FCN, classes=21),
+    ModelSpec("fcn8s", "fcn", "fcn8s", "segmentation", (224, 224, 3), 134_489_759, 21_304_752_336, _FCN, classes=21),
     ModelSpec("show_and_tell", "show_and_tell", "show_and_tell", "captioning", (224, 224, 3), 0, 0,
               "Vinyals et al. 2015, Show and Tell: A Neural Image Caption Generator (arXiv 1411.4555)", classes=0),
 ]
