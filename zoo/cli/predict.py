@@ -63,7 +63,7 @@ def user_errors():
 @click.option("--beam-size", type=int, default=None, help="Captioning: beam width.")
 def predict_cmd(sources, model, weights, top_k, batch_size, fmt, save_dir, recursive, workers, max_pixels,
                 conf, iou, max_det, beam_size):
-    """Predict SOURCE... : image files, folders, globs ("shots/*.jpg") and .txt lists of paths.
+    """Predict SOURCE... : image files, folders, globs ("shots/*.jpg"), .txt lists of paths and URLs.
 
     \b
     zoo predict zoo/samples/fashion_mnist --model lenet5 --weights fashion_mnist
