@@ -55,7 +55,9 @@ def versions() -> dict[str, str]:
 
 def meta_for_build(spec, model, source) -> dict[str, Any]:
     """Metadata for a model fresh from `zoo.build`: its task, labels and preprocessing."""
-    shape = [int(d) if d is not None else None for d in model.input_shape[1:]] if hasattr(model, "input_shape") else None
+    # Multi-input models (the captioner: image + tokens) report the image input, the first one.
+    first = model.inputs[0].shape if getattr(model, "inputs", None) else None
+    shape = [int(d) if d is not None else None for d in first[1:]] if first is not None else None
     meta: dict[str, Any] = {"arch": spec.name, "task": spec.task, "input_shape": shape}
     if source is not None:
         meta["labels"] = list(source.labels or [])

@@ -67,7 +67,9 @@ _SPECS: list[ModelSpec] = [
     ModelSpec("fcn32s", "fcn", "fcn32s", "segmentation", (224, 224, 3), 136_152_917, 21_296_701_440, _FCN, classes=21),
     ModelSpec("fcn16s", "fcn", "fcn16s", "segmentation", (224, 224, 3), 134_815_994, 21_299_154_576, _FCN, classes=21),
     ModelSpec("fcn8s", "fcn", "fcn8s", "segmentation", (224, 224, 3), 134_489_759, 21_304_752_336, _FCN, classes=21),
-    ModelSpec("show_and_tell", "show_and_tell", "show_and_tell", "captioning", (224, 224, 3), 0, 0,
+    # show_and_tell: resnet50 encoder + 512/512 LSTM decoder over a 10,000-word vocabulary; params
+    # count all weights (the encoder is frozen by default); macs = one image and a 20-token caption.
+    ModelSpec("show_and_tell", "show_and_tell", "show_and_tell", "captioning", (224, 224, 3), 36_959_440, 4_234_625_024,
               "Vinyals et al. 2015, Show and Tell: A Neural Image Caption Generator (arXiv 1411.4555)", classes=0),
 ]
 

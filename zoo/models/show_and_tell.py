@@ -79,7 +79,6 @@ def make_config(variant: str = "show_and_tell", **options: Any) -> ShowAndTellCo
 
 def _tiny_backbone(input_shape, *, width: int, include_preprocessing: bool):
     """Five stride-2 conv stages (s2..s32): enough for synthetic scenes, fast on a CPU."""
-    import keras
     from keras import layers
 
     image = keras.Input(input_shape, name="image")
@@ -113,7 +112,6 @@ def _backbone(config: ShowAndTellConfig, input_shape, include_preprocessing: boo
 def build_encoder(config: ShowAndTellConfig, *, input_shape, include_preprocessing: bool = True,
                   preprocessing=None):
     """image [0, 255] -> pooled features of the chosen feature map (a model named "encoder")."""
-    import keras
     from keras import layers
 
     backbone = _backbone(config, input_shape, include_preprocessing, preprocessing)
@@ -128,13 +126,12 @@ def build_encoder(config: ShowAndTellConfig, *, input_shape, include_preprocessi
     return keras.Model(image, features, name="encoder")
 
 
-def build_decoder(config: ShowAndTellConfig, *, feature_dim: int):
+def build_decoder(config: ShowAndTellConfig, *, feature_dim: int, caption_length: int | None = None):
     """[features, tokens] -> next-word logits at every token position (a model named "decoder")."""
-    import keras
     from keras import layers
 
     features = keras.Input((feature_dim,), name="features")
-    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    tokens = keras.Input((caption_length,), dtype="int32", name="tokens")
     lstm = layers.LSTM(config.units, return_sequences=True, return_state=True, name="lstm")
     image_emb = layers.Dense(config.embed_dim, name="image_embedding")(features)
     image_emb = layers.Reshape((1, config.embed_dim), name="image_step")(image_emb)
@@ -153,26 +150,28 @@ def build_decoder(config: ShowAndTellConfig, *, feature_dim: int):
 
 
 def build_from_config(config: ShowAndTellConfig, *, input_shape=(224, 224, 3), include_preprocessing: bool = True,
-                      preprocessing=None, name: str = "show_and_tell"):
-    """The full captioner [image, tokens] -> logits, holding the "encoder" and "decoder" sub-models."""
-    import keras
+                      preprocessing=None, caption_length: int | None = None, name: str = "show_and_tell"):
+    """The full captioner [image, tokens] -> logits, holding the "encoder" and "decoder" sub-models.
 
+    caption_length fixes the token input's length (None: any length); a fixed length gives the
+    static shapes zoo.macs.count_macs needs.
+    """
     _check(config)
     input_shape = tuple(int(d) for d in input_shape)
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise UsageError(f"`input_shape` must be (height, width, channels). Received: input_shape={input_shape!r}.")
     encoder = build_encoder(config, input_shape=input_shape, include_preprocessing=include_preprocessing,
                             preprocessing=preprocessing)
-    decoder = build_decoder(config, feature_dim=int(encoder.output.shape[-1]))
+    decoder = build_decoder(config, feature_dim=int(encoder.output.shape[-1]), caption_length=caption_length)
     image = keras.Input(input_shape, name="image")
-    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    tokens = keras.Input((caption_length,), dtype="int32", name="tokens")
     logits = decoder([encoder(image), tokens])
     return keras.Model([image, tokens], logits, name=name)
 
 
 def build(variant: str = "show_and_tell", *, num_classes: int | None = None, input_shape=None,
           include_top: bool = True, include_preprocessing: bool = True, preprocessing=None,
-          classifier_activation: str | None = None, **options: Any):
+          classifier_activation: str | None = None, caption_length: int | None = None, **options: Any):
     """The registry entry point. `num_classes` > 0 is the vocabulary size (the softmax's classes).
 
     `include_top` and `classifier_activation` do not apply: the model's output is per-step logits.
@@ -181,7 +180,7 @@ def build(variant: str = "show_and_tell", *, num_classes: int | None = None, inp
     if num_classes:
         options.setdefault("vocab_size", int(num_classes))
     config = make_config(variant, **options)
-    return build_from_config(config, input_shape=input_shape or (224, 224, 3),
+    return build_from_config(config, input_shape=input_shape or (224, 224, 3), caption_length=caption_length,
                              include_preprocessing=include_preprocessing, preprocessing=preprocessing)
 
 
@@ -212,7 +211,6 @@ def config_of(model) -> dict[str, Any]:
 
 def encoder_model(model):
     """image -> [h0, c0]: the LSTM state after it has seen the image (decoding starts from here)."""
-    import keras
 
     encoder, decoder = model.get_layer("encoder"), model.get_layer("decoder")
     image = keras.Input(tuple(encoder.input.shape[1:]), name="image")
@@ -224,7 +222,6 @@ def encoder_model(model):
 
 def features_to_state_model(model):
     """pooled features -> [h0, c0], for decoding from cached features."""
-    import keras
 
     decoder = model.get_layer("decoder")
     features = keras.Input(tuple(decoder.input[0].shape[1:]), name="features")
@@ -235,7 +232,6 @@ def features_to_state_model(model):
 
 def step_model(model):
     """[token (batch, 1), h, c] -> [log-probabilities (batch, vocab), h, c]: one decoding step."""
-    import keras
 
     decoder = model.get_layer("decoder")
     units = int(decoder.get_layer("lstm").units)
