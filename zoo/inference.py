@@ -113,8 +113,9 @@ def iter_predict(
     # originals are kept until drawn, so look ahead one batch only.
     ahead = batch_size if keep_image else max(2 * batch_size, 4 * n_workers)
     items = _enumerate(sources, recursive=recursive)
-    with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="zoo-decode") as pool:
-        pending: deque = deque()
+    pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="zoo-decode")
+    pending: deque = deque()
+    try:
         chunk: list[tuple] = []
         n_ok = 0
         exhausted = False
@@ -136,6 +137,9 @@ def iter_predict(
                 chunk, n_ok = [], 0
         if chunk:
             yield from _finish(chunk, run, task, meta, options)
+    finally:
+        # stopped early (Ctrl-C, an error, or the caller closed the stream): drop queued decodes
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _finish(chunk, run, task, meta, options) -> Iterator[dict]:
