@@ -11,7 +11,8 @@ Rules (every reader in zoo goes through here):
 - channels=1 gives luma (ITU-R 601, Pillow's "L") of that RGB image, shape HxWx1.
 - Decompression bombs: the pixel count is read from the header and refused above `max_pixels`
   before any pixel is decoded (default 178,956,970 = Pillow's own hard limit; `ZOO_MAX_PIXELS`
-  overrides it, 0 means no limit).
+  overrides it, 0 means no limit). Pillow's global Image.MAX_IMAGE_PIXELS is left alone unless
+  a larger limit is asked for, and then only raised to match.
 - Anything unreadable raises zoo.errors.ImageError with a one-line reason.
 
 No TensorFlow here: this runs in worker threads (Pillow releases the GIL while decoding).
@@ -64,18 +65,20 @@ def max_pixels_limit(max_pixels: Any = DEFAULT) -> int | None:
     return int(max_pixels)
 
 
-def _pillow():
-    """Pillow, with its global bomb check handed over to ours (we check the header ourselves,
-    against a limit the user can raise; Pillow's own warning would only duplicate it)."""
+def _pillow(limit: int | None):
+    """Pillow, with its own global bomb check (Image.MAX_IMAGE_PIXELS, raising above twice that)
+    raised only when the caller allows larger images than it would; zoo never lowers it."""
     global _PIL_READY
     from PIL import Image
 
-    if not _PIL_READY:
-        with _PIL_LOCK:
-            if not _PIL_READY:
-                Image.MAX_IMAGE_PIXELS = None
-                warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-                _PIL_READY = True
+    with _PIL_LOCK:
+        if not _PIL_READY:
+            # we check the header ourselves; Pillow's warning below its hard limit only duplicates that
+            warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+            _PIL_READY = True
+        current = Image.MAX_IMAGE_PIXELS
+        if current is not None and (limit is None or limit > 2 * current):
+            Image.MAX_IMAGE_PIXELS = None if limit is None else -(-limit // 2)
     return Image
 
 
@@ -117,7 +120,7 @@ def decode_image(
         raise UsageError(f"`background` must be 'white' or 'black'. Received: background={background!r}.")
     limit = max_pixels_limit(max_pixels)
     name = _name(source)
-    Image = _pillow()
+    Image = _pillow(limit)
     from PIL import UnidentifiedImageError
 
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -148,6 +151,9 @@ def decode_image(
             array = _to_array(im, channels=channels, background=_BACKGROUNDS[background])
     except ImageError:
         raise
+    except Image.DecompressionBombError as exc:  # Pillow's own check fired first, from the header too
+        raise ImageError(f"over the limit of {limit:,} pixels, possible decompression bomb ({_one_line(exc)}); "
+                         f"raise ZOO_MAX_PIXELS to allow it: {name}") from None
     except UnidentifiedImageError:
         raise ImageError(f"not an image Pillow can read (unknown format): {name}") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
