@@ -25,7 +25,7 @@ _KERAS, _TORCH = "keras", "torch"
 _FILE_DEFAULTS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
     "resnet": {_KERAS: ("caffe", {"style": "keras"}), _TORCH: ("torch", {"style": "torchvision"})},
     "vgg": {_KERAS: ("caffe", {}), _TORCH: ("torch", {})},
-    "densenet": {_KERAS: ("torch", {}), _TORCH: ("torch", {})},
+    "densenet": {_KERAS: ("torch", {}), _TORCH: ("torch", {"epsilon": 1e-5})},
     "alexnet": {_TORCH: ("torch", {})},
     "googlenet": {_TORCH: ("torch", {})},
 }
@@ -162,7 +162,8 @@ def _from_file(spec, path: Path, *, origin: str) -> WeightsSource:
     sha256, md5 = file_digests(path)
     for row in manifest.rows_for(spec.name):
         for part, top in ((row, row.get("include_top", True)), (row.get("notop"), False)):
-            if part and (part.get("sha256") == sha256 or part.get("md5") == md5):
+            if part and (part.get("sha256") == sha256 or part.get("md5") == md5
+                         or (part.get("sha256_prefix") and sha256.startswith(part["sha256_prefix"]))):
                 source = _from_row(spec, {**row, "notop": part} if not top else row, include_top=top)
                 source.path, source.origin = path, origin
                 return source
