@@ -15,7 +15,10 @@ def _text(value) -> str:
 
 def read_legacy(path: str | Path) -> dict[str, list[np.ndarray]]:
     """Legacy layout (tf.keras `save_weights('x.h5')`, keras.applications files): one group per
-    layer name with attribute `weight_names` giving the order of its datasets."""
+    layer name with attribute `weight_names` giving the order of its datasets.
+
+    Keras 2 named some layers with a slash ("conv1/conv" in DenseNet); Keras 3 and zoo use "_".
+    """
     import h5py
 
     out: dict[str, list[np.ndarray]] = {}
@@ -25,7 +28,7 @@ def read_legacy(path: str | Path) -> dict[str, list[np.ndarray]]:
             group = root[layer_name]
             names = [_text(n) for n in group.attrs.get("weight_names", [])]
             if names:
-                out[layer_name] = [np.asarray(group[n]) for n in names]
+                out[layer_name.replace("/", "_")] = [np.asarray(group[n]) for n in names]
     return out
 
 
