@@ -1,0 +1,128 @@
+"""Captioning through zoo finetune / predict / evaluate: cached encoder features, the model
+directory (whole captioner + vocabulary), caption records and captioned PNGs, BLEU/CIDEr keys."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zoo.errors import UsageError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from make_shapes_captions import make  # noqa: E402
+
+TASK_OPTIONS = {"min_count": 1, "embed_dim": 16, "units": 16, "tiny_width": 4, "train_backbone": "false",
+                "beam_size": 2}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 2-epoch run on a frozen (random) tiny encoder: the cached-features path of zoo finetune."""
+    import zoo
+
+    root = tmp_path_factory.mktemp("captions")
+    make(root / "data", count=24, size=32, seed=5, fmt="csv")
+    import zoo.tasks.captioning_fit as fit
+
+    calls = []
+
+    real = fit.encode_images
+
+    def counting(model, images, **kw):
+        calls.append(len(images))
+        return real(model, images, **kw)
+
+    fit.encode_images = counting
+    try:
+        zoo.finetune("show_and_tell", root / "data", out=root / "model", backbone="tiny", image_size=32, weights="none",
+                     epochs=2, batch_size=8, augment="none", verbose=0, task_options=TASK_OPTIONS)
+    finally:
+        fit.encode_images = real
+    return root, calls
+
+
+def test_encoder_runs_once_per_image_and_the_whole_captioner_is_saved(trained):
+    import zoo
+    from zoo.modeldir import read_meta
+
+    root, calls = trained
+    assert sorted(calls) == [5, 19]  # validation and training images, once each (48 captions)
+    meta = read_meta(root / "model")
+    assert meta["task"] == "captioning" and meta["arch"] == "show_and_tell"
+    assert meta["vocabulary"][:4] == ["", "[UNK]", "<start>", "<end>"] and meta["max_length"] == 8
+    assert [s["name"] for s in meta["training"]["stages"]] == ["decoder"]
+    assert {"bleu1", "bleu2", "bleu3", "bleu4", "cider", "exact"} <= set(meta["metrics"])
+    assert meta["data"]["train_captions"] == 38 and meta["data"]["val_captions"] == 10
+    model = zoo.load_model(root / "model")
+    assert [tuple(i.shape[1:]) for i in model.inputs] == [(32, 32, 3), (None,)]
+    for name in ("model.keras", "metadata.json", "history.csv", "curves.png", "captions.png"):
+        assert (root / "model" / name).is_file(), name
+
+
+def test_predict_records_and_captioned_images(trained, tmp_path):
+    import zoo
+    from PIL import Image
+
+    root, _ = trained
+    images = sorted((root / "data" / "images").glob("*.png"))[:3]
+    records = zoo.predict([str(p) for p in images] + [str(root / "missing.png")], model=str(root / "model"),
+                          save_dir=tmp_path, beam_size=1)
+    assert [r["ok"] for r in records] == [True, True, True, False]
+    vocab = set(json.loads((root / "model" / "metadata.json").read_text())["vocabulary"])
+    for record in records[:3]:
+        assert record["task"] == "captioning" and isinstance(record["caption"], str)
+        assert set(record["caption"].split()) <= vocab
+    saved = sorted(tmp_path.glob("*.png"))
+    assert len(saved) == 3
+    with Image.open(saved[0]) as im:
+        assert im.height > im.width  # the caption band sits under the (square) image
+
+
+def test_beam_size_one_prediction_equals_greedy_generation(trained):
+    import zoo
+    from zoo.data.images import decode_image
+    from zoo.modeldir import get_meta
+    from zoo.tasks.captioning_fit import generate
+
+    root, _ = trained
+    model = zoo.load_model(root / "model")
+    paths = sorted((root / "data" / "images").glob("*.png"))[:4]
+    records = zoo.predict([str(p) for p in paths], model=model, beam_size=1)
+    batch = np.stack([decode_image(p) for p in paths])
+    greedy = generate(model, batch, vocab=get_meta(model)["vocabulary"], beam_size=1, max_length=10)
+    assert [r["caption"] for r in records] == [g["caption"] for g in greedy]
+
+
+def test_evaluate_json_keys(trained, capsys):
+    from zoo.cli import main
+
+    root, _ = trained
+    main(["evaluate", str(root / "model"), str(root / "data"), "--json"])
+    scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"bleu1", "bleu2", "bleu3", "bleu4", "cider"} <= set(scores)
+    assert scores["num_images"] == 24 and scores["task"] == "captioning"
+
+
+def test_untrained_model_has_no_vocabulary():
+    import zoo
+    from zoo.models.show_and_tell import build_from_config, make_config
+    from zoo.modeldir import attach_meta
+
+    model = build_from_config(make_config(backbone="tiny", vocab_size=8, embed_dim=4, units=4, tiny_width=2),
+                              input_shape=(16, 16, 3))
+    attach_meta(model, {"arch": "show_and_tell", "task": "captioning", "input_shape": [16, 16, 3]})
+    with pytest.raises(UsageError, match="no vocabulary"):
+        zoo.predict([np.zeros((16, 16, 3), np.uint8)], model=model)
+
+
+def test_bad_data_fails_before_training(tmp_path):
+    import zoo
+
+    with pytest.raises(UsageError, match="folder"):
+        zoo.finetune("show_and_tell", tmp_path / "nope", out=tmp_path / "out", epochs=1)
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    with pytest.raises(UsageError, match="captions file"):
+        zoo.finetune("show_and_tell", tmp_path / "data", out=tmp_path / "out", epochs=1)
+    assert not (tmp_path / "out" / "model.keras").exists()
