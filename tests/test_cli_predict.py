@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -77,14 +75,23 @@ def test_usage_errors_are_one_line_exit_2(tmp_path, model_dir):
         assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-def test_subprocess_exit_status(tmp_path, model_dir):
-    """The real entry point (zoo.cli:main): exit 1 when one input fails, no traceback."""
+def test_entry_point_exit_status(tmp_path, model_dir, capfd):
+    """The console entry point (zoo.cli:main, click in non-standalone mode): exit 1 when one
+    input fails, exit 2 with one line on a usage error, never a traceback."""
+    from zoo.cli import main
+
     image = _images(tmp_path, 1)[0]
-    proc = subprocess.run([sys.executable, "-m", "zoo", "predict", str(image), str(tmp_path / "missing.png"),
-                           "--model", str(model_dir)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1, proc.stderr
-    assert [json.loads(line)["ok"] for line in proc.stdout.splitlines()] == [True, False]
-    assert "Traceback" not in proc.stderr
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", str(image), str(tmp_path / "missing.png"), "--model", str(model_dir)])
+    out = capfd.readouterr()
+    assert exit_info.value.code == 1, out.err
+    assert [json.loads(line)["ok"] for line in out.out.splitlines()] == [True, False]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", str(image), "--model", "resnet_51"])
+    out = capfd.readouterr()
+    # (TensorFlow's C++ start-up lines, if any, are not ours)
+    lines = [line for line in out.err.splitlines() if not line.startswith(("I0000", "W0000", "E0000", "WARNING: All"))]
+    assert exit_info.value.code == 2 and len(lines) == 1 and lines[0].startswith("Error: Unknown model"), out.err
 
 
 def test_readme_command_on_shipped_samples():
