@@ -56,3 +56,12 @@ def test_dynamic_shape_is_a_usage_error():
 
     with pytest.raises(UsageError, match="static shapes"):
         _macs(__import__("keras").layers.Conv2D(2, 3), (None, None, 3))
+
+
+def test_counting_at_another_input_shape_equals_building_at_it():
+    import zoo
+    from zoo.macs import count_macs
+
+    small = zoo.build("resnet18", input_shape=(32, 32, 3), num_classes=5)
+    assert count_macs(small, input_shape=(96, 96, 3)) == count_macs(
+        zoo.build("resnet18", input_shape=(96, 96, 3), num_classes=5))

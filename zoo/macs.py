@@ -55,29 +55,46 @@ def _layer_macs(layer, inputs, outputs) -> int:
     return 0
 
 
-def _graph_nodes(model):
+def _functional(model):
     import keras
 
     if isinstance(model, keras.Sequential):
         model = getattr(model, "_functional", None) or model
-    by_depth = getattr(model, "_nodes_by_depth", None)
-    if by_depth is None:
+    if getattr(model, "_nodes_by_depth", None) is None:
         raise UsageError(f"count_macs needs a functional or Sequential Keras model. Received: {type(model).__name__}. "
                          f"Build it with keras.Model(inputs, outputs) or zoo.build.")
-    return [node for nodes in by_depth.values() for node in nodes]
+    return model
 
 
-def count_macs(model) -> int:
-    """Multiply-accumulates of one forward pass of `model` on one sample (see the module docstring)."""
+def count_macs(model, *, input_shape: tuple[int, ...] | None = None) -> int:
+    """Multiply-accumulates of one forward pass of `model` on one sample (see the module docstring).
+
+    Args:
+        model: a functional or Sequential Keras model (zoo's builders make these).
+        input_shape: count at this input shape (without batch) instead of the one the model was
+            built with; shapes are propagated through the graph, nothing is rebuilt or run.
+    """
     import keras
+    from keras import tree
 
+    graph = _functional(model)
+    if input_shape is None:
+        specs = [keras.KerasTensor((1, *x.shape[1:]), dtype=x.dtype) for x in graph.inputs]
+    else:
+        if len(graph.inputs) != 1:
+            raise UsageError(f"`input_shape` works for single-input models; {model.name!r} has {len(graph.inputs)}.")
+        specs = [keras.KerasTensor((1, *input_shape), dtype=graph.inputs[0].dtype)]
     total = 0
-    for node in _graph_nodes(model):
-        layer = node.operation
-        if node.is_input or layer is None:
-            continue
-        if isinstance(layer, keras.Model):
-            total += count_macs(layer)
-            continue
-        total += _layer_macs(layer, node.input_tensors, node.outputs)
+
+    def visit(op, *args, **kwargs):
+        nonlocal total
+        inputs = [t for t in tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)]
+        if isinstance(op, keras.Model):
+            total += count_macs(op, input_shape=tuple(inputs[0].shape[1:])) if len(inputs) == 1 else count_macs(op)
+            return op.compute_output_spec(*args, **kwargs)
+        outputs = op.compute_output_spec(*args, **kwargs)
+        total += _layer_macs(op, inputs, tree.flatten(outputs))
+        return outputs
+
+    graph._run_through_graph(specs, call_fn=visit)
     return total

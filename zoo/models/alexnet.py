@@ -34,7 +34,7 @@ FEATURES = {"s4": "conv1", "s8": "conv2", "s16": "conv5", "s32": "pool3"}
 
 def build(variant: str = "alexnet", *, num_classes: int | None = 1000, input_shape=None, include_top: bool = True,
           include_preprocessing: bool = True, preprocessing=None, classifier_activation="softmax",
-          pooling: str | None = None, input_tensor=None, **options) -> keras.Model:
+          pooling: str | None = None, input_tensor=None, name: str | None = None, **options) -> keras.Model:
     """AlexNet (torchvision layout); options: dropout."""
     cfg = common.make_options(AlexNetConfig, options, arch=variant, base=VARIANTS[variant])
     num_classes = common.check_classes(num_classes, include_top=include_top)
@@ -65,7 +65,7 @@ def build(variant: str = "alexnet", *, num_classes: int | None = 1000, input_sha
         x = common.predictions(x, num_classes, classifier_activation)
     else:
         x = common.global_pool(x, pooling)
-    return common.make_model(inputs, x, name=variant)
+    return common.make_model(inputs, x, name=name or variant)
 
 
 def feature_model(model: keras.Model) -> keras.Model:
@@ -74,10 +74,10 @@ def feature_model(model: keras.Model) -> keras.Model:
 
 
 def AlexNet(include_top: bool = True, weights=None, input_tensor=None, input_shape=None, pooling=None,
-            classes: int = 1000, classifier_activation="softmax", *, include_preprocessing: bool = True,
-            **options) -> keras.Model:
+            classes: int = 1000, classifier_activation="softmax", name: str | None = None, *,
+            include_preprocessing: bool = True, **options) -> keras.Model:
     """keras.applications-style AlexNet (torchvision layout); `weights` is None, a manifest tag or a path."""
     return common.keras_style("alexnet", weights=weights, input_tensor=input_tensor, build=build, variant="alexnet",
                               include_top=include_top, input_shape=input_shape, pooling=pooling,
-                              num_classes=classes, classifier_activation=classifier_activation,
+                              num_classes=classes, classifier_activation=classifier_activation, name=name,
                               include_preprocessing=include_preprocessing, **options)

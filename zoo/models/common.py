@@ -62,9 +62,10 @@ def check_preprocessing_channels(config: dict[str, Any], channels: int) -> None:
         values = _vector(config.get(key, [0.0]), key)
         if len(values) not in (1, channels):
             raise UsageError(
-                f"Preprocessing {config.get('mode', 'custom')!r} has {len(values)} `{key}` values, which needs "
-                f"{len(values)} input channels (or 1). Received: input_shape with {channels} channels. "
-                f"Give an input with {len(values)} channels, or preprocessing with one {key} per channel."
+                f"Preprocessing {config.get('mode', 'custom')!r} has {len(values)} `{key}` values, one per channel, "
+                f"but the input has {channels} channels. Received: input_shape[-1]={channels}. Use an input with "
+                f"{len(values)} channels (e.g. convert gray images to RGB), or preprocessing with one {key} per "
+                f"channel (or a single value)."
             )
     if config.get("channel_order") == "bgr" and channels != 3:
         raise UsageError(f"BGR channel order needs 3 input channels. Received: {channels} channels. "
@@ -114,9 +115,10 @@ CUSTOM_OBJECTS = {"zoo>Preprocess": Preprocess}
 
 
 def check_classes(num_classes: Any, *, include_top: bool) -> int:
+    """The number of classes of the head; ignored (as keras.applications does) without a head."""
+    if not include_top:
+        return num_classes if isinstance(num_classes, int) else 0
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        if not include_top and num_classes is None:
-            return 0
         raise UsageError(f"`classes` must be a positive integer. Received: classes={num_classes!r}. "
                          f"Pass the number of classes of your data, e.g. classes=10.")
     return num_classes
@@ -211,10 +213,11 @@ def feature_model(model, layers: dict[str, str], *, name: str | None = None):
         raise UsageError(f"Model {model.name!r} has no layer {missing[0]!r} for its feature maps; "
                          f"build it with zoo.build(..., include_top=False) or the family's builder.")
     outputs = {key: model.get_layer(layer).output for key, layer in layers.items()}
-    return keras.Model(model.inputs, outputs, name=name or f"{model.name}_features")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, outputs, name=name or f"{model.name}_features")
 
 
-def keras_style(name: str, *, weights, input_tensor, build: Callable[..., Any], **kwargs):
+def keras_style(arch: str, *, weights, input_tensor, build: Callable[..., Any], **kwargs):
     """Shared body of the keras.applications-style functions (ResNet50(...), VGG16(...), ...).
 
     `weights` None builds the bare architecture; a tag or a path goes through zoo.build, which
@@ -230,7 +233,7 @@ def keras_style(name: str, *, weights, input_tensor, build: Callable[..., Any], 
     variant_kwargs = dict(kwargs)
     variant_kwargs.pop("variant", None)
     num_classes = variant_kwargs.pop("num_classes")
-    return zoo_build(name, weights=weights, num_classes=num_classes, **variant_kwargs)
+    return zoo_build(arch, weights=weights, num_classes=num_classes, **variant_kwargs)
 
 
 def make_options(cls, options: dict[str, Any], *, arch: str, base=None):

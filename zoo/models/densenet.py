@@ -60,7 +60,7 @@ def transition_block(x, cfg: DenseNetConfig, *, name: str):
 
 def build(variant: str = "densenet121", *, num_classes: int | None = 1000, input_shape=None,
           include_top: bool = True, include_preprocessing: bool = True, preprocessing=None,
-          classifier_activation="softmax", pooling: str | None = None, input_tensor=None, **options) -> keras.Model:
+          classifier_activation="softmax", pooling: str | None = None, input_tensor=None, name: str | None = None, **options) -> keras.Model:
     """DenseNet `variant` ("densenet121", "densenet169", "densenet201")."""
     cfg = common.make_options(DenseNetConfig, options, arch=variant, base=VARIANTS[variant])
     num_classes = common.check_classes(num_classes, include_top=include_top)
@@ -88,7 +88,7 @@ def build(variant: str = "densenet121", *, num_classes: int | None = 1000, input
         x = common.predictions(x, num_classes, classifier_activation)
     else:
         x = common.global_pool(x, pooling)
-    return common.make_model(inputs, x, name=variant)
+    return common.make_model(inputs, x, name=name or variant)
 
 
 def feature_model(model: keras.Model) -> keras.Model:
@@ -98,11 +98,11 @@ def feature_model(model: keras.Model) -> keras.Model:
 
 def _keras_style(variant: str, fn_name: str):
     def fn(include_top: bool = True, weights=None, input_tensor=None, input_shape=None, pooling=None,
-           classes: int = 1000, classifier_activation="softmax", *, include_preprocessing: bool = True,
-           **options) -> keras.Model:
+           classes: int = 1000, classifier_activation="softmax", name: str | None = None, *,
+           include_preprocessing: bool = True, **options) -> keras.Model:
         return common.keras_style(variant, weights=weights, input_tensor=input_tensor, build=build, variant=variant,
                                   include_top=include_top, input_shape=input_shape, pooling=pooling,
-                                  num_classes=classes, classifier_activation=classifier_activation,
+                                  num_classes=classes, classifier_activation=classifier_activation, name=name,
                                   include_preprocessing=include_preprocessing, **options)
 
     fn.__name__ = fn.__qualname__ = fn_name

@@ -94,7 +94,7 @@ def aux_classifier(x, num_classes: int, activation, cfg: GoogLeNetConfig, *, nam
 
 def build(variant: str = "googlenet", *, num_classes: int | None = 1000, input_shape=None, include_top: bool = True,
           include_preprocessing: bool = True, preprocessing=None, classifier_activation="softmax",
-          pooling: str | None = None, input_tensor=None, **options) -> keras.Model:
+          pooling: str | None = None, input_tensor=None, name: str | None = None, **options) -> keras.Model:
     """GoogLeNet; options: aux_logits, transform_input, dropout, aux_dropout."""
     cfg = common.make_options(GoogLeNetConfig, options, arch=variant, base=VARIANTS[variant])
     num_classes = common.check_classes(num_classes, include_top=include_top)
@@ -131,7 +131,7 @@ def build(variant: str = "googlenet", *, num_classes: int | None = 1000, input_s
         x = common.predictions(x, num_classes, classifier_activation)
     else:
         x = common.global_pool(x, pooling)
-    return common.make_model(inputs, [x, *aux] if aux else x, name=variant)
+    return common.make_model(inputs, [x, *aux] if aux else x, name=name or variant)
 
 
 def feature_model(model: keras.Model) -> keras.Model:
@@ -140,10 +140,10 @@ def feature_model(model: keras.Model) -> keras.Model:
 
 
 def GoogLeNet(include_top: bool = True, weights=None, input_tensor=None, input_shape=None, pooling=None,
-              classes: int = 1000, classifier_activation="softmax", *, include_preprocessing: bool = True,
-              **options) -> keras.Model:
+              classes: int = 1000, classifier_activation="softmax", name: str | None = None, *,
+              include_preprocessing: bool = True, **options) -> keras.Model:
     """keras.applications-style GoogLeNet (torchvision's Inception v1 with BN); `weights` None, a tag or a path."""
     return common.keras_style("googlenet", weights=weights, input_tensor=input_tensor, build=build,
                               variant="googlenet", include_top=include_top, input_shape=input_shape, pooling=pooling,
-                              num_classes=classes, classifier_activation=classifier_activation,
+                              num_classes=classes, classifier_activation=classifier_activation, name=name,
                               include_preprocessing=include_preprocessing, **options)

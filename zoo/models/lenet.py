@@ -35,7 +35,7 @@ FEATURES = {"s2": "pool1", "s4": "pool2"}
 
 def build(variant: str = "lenet5", *, num_classes: int | None = 10, input_shape=None, include_top: bool = True,
           include_preprocessing: bool = True, preprocessing=None, classifier_activation="softmax",
-          pooling: str | None = None, input_tensor=None, **options) -> keras.Model:
+          pooling: str | None = None, input_tensor=None, name: str | None = None, **options) -> keras.Model:
     """LeNet-5. With include_preprocessing the input is pixels in [0, 255] (scaled to [0, 1] by default)."""
     opts = common.make_options(LeNetOptions, options, arch="lenet5", base=VARIANTS[variant])
     num_classes = common.check_classes(num_classes, include_top=include_top)
@@ -57,7 +57,7 @@ def build(variant: str = "lenet5", *, num_classes: int | None = 10, input_shape=
         x = common.predictions(x, num_classes, classifier_activation)
     else:
         x = common.global_pool(x, pooling)
-    return common.make_model(inputs, x, name="lenet5")
+    return common.make_model(inputs, x, name=name or "lenet5")
 
 
 def feature_model(model: keras.Model) -> keras.Model:
@@ -66,10 +66,10 @@ def feature_model(model: keras.Model) -> keras.Model:
 
 
 def LeNet5(include_top: bool = True, weights=None, input_tensor=None, input_shape=None, pooling=None,
-           classes: int = 10, classifier_activation="softmax", *, include_preprocessing: bool = True,
-           **options) -> keras.Model:
+           classes: int = 10, classifier_activation="softmax", name: str | None = None, *,
+           include_preprocessing: bool = True, **options) -> keras.Model:
     """keras.applications-style LeNet-5; `weights` is None, a manifest tag ("fashion_mnist") or a path."""
     return common.keras_style("lenet5", weights=weights, input_tensor=input_tensor, build=build, variant="lenet5",
                               include_top=include_top, input_shape=input_shape, pooling=pooling,
-                              num_classes=classes, classifier_activation=classifier_activation,
+                              num_classes=classes, classifier_activation=classifier_activation, name=name,
                               include_preprocessing=include_preprocessing, **options)

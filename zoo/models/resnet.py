@@ -92,7 +92,7 @@ def stem(x, cfg: ResNetConfig):
 
 def build(variant: str = "resnet50", *, num_classes: int | None = 1000, input_shape=None, include_top: bool = True,
           include_preprocessing: bool = True, preprocessing=None, classifier_activation="softmax",
-          pooling: str | None = None, input_tensor=None, **options) -> keras.Model:
+          pooling: str | None = None, input_tensor=None, name: str | None = None, **options) -> keras.Model:
     """ResNet `variant` ("resnet18".."resnet152"); options: style="torchvision"|"keras", depths, block."""
     cfg = common.make_options(ResNetConfig, options, arch=variant, base=VARIANTS[variant])
     num_classes = common.check_classes(num_classes, include_top=include_top)
@@ -114,7 +114,7 @@ def build(variant: str = "resnet50", *, num_classes: int | None = 1000, input_sh
         x = common.predictions(x, num_classes, classifier_activation)
     else:
         x = common.global_pool(x, pooling)
-    return common.make_model(inputs, x, name=variant)
+    return common.make_model(inputs, x, name=name or variant)
 
 
 def feature_model(model: keras.Model) -> keras.Model:
@@ -130,11 +130,11 @@ def feature_model(model: keras.Model) -> keras.Model:
 
 def _keras_style(variant):
     def fn(include_top: bool = True, weights=None, input_tensor=None, input_shape=None, pooling=None,
-           classes: int = 1000, classifier_activation="softmax", *, include_preprocessing: bool = True,
-           **options) -> keras.Model:
+           classes: int = 1000, classifier_activation="softmax", name: str | None = None, *,
+           include_preprocessing: bool = True, **options) -> keras.Model:
         return common.keras_style(variant, weights=weights, input_tensor=input_tensor, build=build, variant=variant,
                                   include_top=include_top, input_shape=input_shape, pooling=pooling,
-                                  num_classes=classes, classifier_activation=classifier_activation,
+                                  num_classes=classes, classifier_activation=classifier_activation, name=name,
                                   include_preprocessing=include_preprocessing, **options)
 
     fn.__name__ = fn.__qualname__ = {"resnet18": "ResNet18", "resnet34": "ResNet34", "resnet50": "ResNet50",

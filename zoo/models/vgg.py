@@ -60,7 +60,7 @@ def vgg_block(x, filters: int, convs: int, *, batch_norm: bool, name: str):
 
 def build(variant: str = "vgg16", *, num_classes: int | None = 1000, input_shape=None, include_top: bool = True,
           include_preprocessing: bool = True, preprocessing=None, classifier_activation="softmax",
-          pooling: str | None = None, input_tensor=None, **options) -> keras.Model:
+          pooling: str | None = None, input_tensor=None, name: str | None = None, **options) -> keras.Model:
     """VGG `variant` ("vgg11".."vgg19", "vgg11_bn".."vgg19_bn"); options: depths, batch_norm, dropout."""
     cfg = common.make_options(VGGConfig, options, arch=variant, base=VARIANTS[variant])
     num_classes = common.check_classes(num_classes, include_top=include_top)
@@ -83,7 +83,7 @@ def build(variant: str = "vgg16", *, num_classes: int | None = 1000, input_shape
         x = common.predictions(x, num_classes, classifier_activation)
     else:
         x = common.global_pool(x, pooling)
-    return common.make_model(inputs, x, name=variant)
+    return common.make_model(inputs, x, name=name or variant)
 
 
 def feature_model(model: keras.Model) -> keras.Model:
@@ -93,11 +93,11 @@ def feature_model(model: keras.Model) -> keras.Model:
 
 def _keras_style(variant: str, fn_name: str):
     def fn(include_top: bool = True, weights=None, input_tensor=None, input_shape=None, pooling=None,
-           classes: int = 1000, classifier_activation="softmax", *, include_preprocessing: bool = True,
-           **options) -> keras.Model:
+           classes: int = 1000, classifier_activation="softmax", name: str | None = None, *,
+           include_preprocessing: bool = True, **options) -> keras.Model:
         return common.keras_style(variant, weights=weights, input_tensor=input_tensor, build=build, variant=variant,
                                   include_top=include_top, input_shape=input_shape, pooling=pooling,
-                                  num_classes=classes, classifier_activation=classifier_activation,
+                                  num_classes=classes, classifier_activation=classifier_activation, name=name,
                                   include_preprocessing=include_preprocessing, **options)
 
     fn.__name__ = fn.__qualname__ = fn_name
