@@ -16,7 +16,8 @@ A row (TOML table `[arch.tag]`):
     labels        labels file in zoo/weights/labels ("imagenet" -> labels/imagenet.txt)
     input_size    [H, W, C] the weights were trained at
     include_top   whether the file holds the classifier head (default true)
-    preprocessing {mode, scale, mean, std, channel_order, resize, crop_pct, interpolation}
+    preprocessing {mode, scale, mean, std, channel_order, resize, crop_pct, interpolation};
+                  mode "default" = the family's own default (rows written by `zoo weights import`)
     arch_options  architecture options the weights need, e.g. {style = "torchvision"}
     licence, source, metrics {top1, top5, accuracy, ...}, notes
     notop         optional sub-table with urls/checksum/size/filename of the file without head
@@ -166,10 +167,18 @@ def _parse(origin: str, text: str) -> dict[str, dict[str, Any]]:
     return rows
 
 
+def imported_manifest() -> Path:
+    """$ZOO_HOME/manifest.toml: the rows `zoo weights import` writes (read after the shipped ones)."""
+    from zoo.pretrained.fetch import zoo_home
+
+    return zoo_home() / "manifest.toml"
+
+
 @lru_cache(maxsize=8)
-def _load(extra: str) -> dict[str, dict[str, Any]]:
+def _load(extra: str, home: str, home_mtime: int) -> dict[str, dict[str, Any]]:
     rows = _parse("zoo/weights/manifest.toml", _builtin_text())
-    for part in filter(None, extra.split(os.pathsep)):
+    parts = ([home] if home_mtime else []) + list(filter(None, extra.split(os.pathsep)))
+    for part in parts:
         path = Path(part).expanduser()
         try:
             text = path.read_text(encoding="utf-8")
@@ -182,8 +191,13 @@ def _load(extra: str) -> dict[str, dict[str, Any]]:
 
 
 def rows() -> dict[str, dict[str, Any]]:
-    """Every manifest row keyed "arch.tag"."""
-    return _load(os.environ.get("ZOO_MANIFEST", ""))
+    """Every manifest row keyed "arch.tag": shipped, then imported ($ZOO_HOME), then ZOO_MANIFEST files."""
+    home = imported_manifest()
+    try:
+        mtime = home.stat().st_mtime_ns
+    except OSError:
+        mtime = 0
+    return _load(os.environ.get("ZOO_MANIFEST", ""), str(home), mtime)
 
 
 def get_row(arch: str, tag: str) -> dict[str, Any] | None:

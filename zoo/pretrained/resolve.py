@@ -132,7 +132,8 @@ def _from_row(spec, row: dict[str, Any], *, include_top: bool) -> WeightsSource:
     return WeightsSource(
         arch=spec.name, tag=row["tag"], origin=f"{spec.name}.{row['tag']}", path=path, format=fmt, sha256=sha256,
         num_classes=row["classes"] if top else spec.classes, labels=labels,
-        preprocessing=dict(row["preprocessing"]), input_shape=tuple(row["input_size"]), include_top=top,
+        preprocessing=None if row["preprocessing"]["mode"] == "default" else dict(row["preprocessing"]),
+        input_shape=tuple(row["input_size"]), include_top=top,
         arch_options=dict(row.get("arch_options", {})), metrics=dict(row.get("metrics", {})),
         licence=row.get("licence"),
     )
