@@ -26,7 +26,8 @@ def _generator():
 
 
 def train_and_evaluate(root: Path, *, images: int, val_images: int, size: int, epochs: int, batch_size: int,
-                       lr: float, seed: int, verbose: int = 2) -> dict:
+                       lr: float, seed: int, task_options: dict | None = None, augment: str = "light",
+                       verbose: int = 2) -> dict:
     import keras
 
     from zoo.tasks import detection_train as dt
@@ -34,8 +35,8 @@ def train_and_evaluate(root: Path, *, images: int, val_images: int, size: int, e
     shapes = _generator()
     train_dir = shapes.make_shapes(root / "train", images=images, size=size, seed=seed)
     val_dir = shapes.make_shapes(root / "val", images=val_images, size=size, seed=seed + 1000)
-    options = {"input_shape": (size, size, 3), "seed": seed, "val": str(val_dir), "augment": "light",
-               "task_options": {}}
+    options = {"input_shape": (size, size, 3), "seed": seed, "val": str(val_dir), "augment": augment,
+               "task_options": dict(task_options or {})}
     keras.utils.set_random_seed(seed)
     data = dt.load_data(train_dir, options)
     model = dt.build_model("yolo_lite", data, options)
@@ -43,12 +44,14 @@ def train_and_evaluate(root: Path, *, images: int, val_images: int, size: int, e
     schedule = keras.optimizers.schedules.CosineDecay(lr * 0.1, steps, alpha=0.05, warmup_target=lr,
                                                       warmup_steps=max(1, steps // 20))
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=dt.loss(data, options))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     model.fit(data.train.batch(batch_size).prefetch(2), epochs=epochs, verbose=verbose)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     result = dt.evaluate(model, {}, val_dir, {})
+    train_result = dt.evaluate(model, {}, train_dir, {})
     return {"map50": result["map50"], "map": result["map"], "voc07_map": result["voc07_map"],
-            "train_seconds": round(seconds, 1), "images": images, "size": size, "epochs": epochs}
+            "train_map50": train_result["map50"], "train_seconds": round(seconds, 1), "train_cpu_seconds": round(cpu, 1),
+            "images": images, "size": size, "epochs": epochs, "task_options": options["task_options"]}
 
 
 def main() -> None:
@@ -60,10 +63,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--augment", default="light", choices=["none", "light", "strong"])
+    parser.add_argument("--opt", action="append", default=[], help="task option key=value (e.g. lambda_coord=5)")
     args = parser.parse_args()
+    task_options = {k: float(v) for k, v in (item.split("=", 1) for item in args.opt)}
     with tempfile.TemporaryDirectory() as tmp:
         result = train_and_evaluate(Path(tmp), images=args.images, val_images=args.val_images, size=args.size,
-                                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+                                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                    task_options=task_options, augment=args.augment)
     print(json.dumps(result))
 
 

@@ -86,18 +86,20 @@ def test_nms_max_det_and_empty():
     assert nms(np.zeros((0, 4)), np.zeros(0)).shape == (0,)
 
 
-def test_nms_matches_torchvision_reference_behaviour_on_random_boxes():
+@pytest.mark.parametrize("n", [200, 1500])  # the IoU-matrix path and the row-by-row path for many boxes
+def test_nms_greedy_invariants_on_random_boxes(n):
     # Greedy NMS invariant: no two kept boxes overlap above the threshold, and every dropped box
     # overlaps a higher-scoring kept box above it.
     rng = np.random.default_rng(0)
-    xy = rng.uniform(0, 100, (200, 2))
-    boxes = np.concatenate([xy, xy + rng.uniform(5, 40, (200, 2))], axis=1).astype(np.float32)
-    scores = rng.uniform(size=200)
-    keep = nms(boxes, scores, iou=0.4, max_det=1000)
+    xy = rng.uniform(0, 100 * np.sqrt(n / 200), (n, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(5, 40, (n, 2))], axis=1).astype(np.float32)
+    scores = rng.uniform(size=n)
+    keep = nms(boxes, scores, iou=0.4, max_det=10_000)
+    assert (np.diff(scores[keep]) <= 0).all()
     ious = box_iou(boxes[keep], boxes[keep])
     np.fill_diagonal(ious, 0)
     assert ious.max() <= 0.4 + 1e-6
-    dropped = np.setdiff1d(np.arange(200), keep)
+    dropped = np.setdiff1d(np.arange(n), keep)
     for d in dropped:
         better = keep[scores[keep] >= scores[d]]
         assert box_iou(boxes[d][None], boxes[better]).max() > 0.4

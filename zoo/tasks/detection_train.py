@@ -232,6 +232,18 @@ def preprocessing_meta(backbone: str | None) -> dict[str, Any]:
     return {"in_model": True, "resize": "letterbox", "backbone": backbone}
 
 
+def prior_objectness(model, anchors: int, classes: int, prior: float) -> None:
+    """Start every objectness logit at log(p / (1 - p)) (p = `prior`) instead of 0: nearly all anchor
+    slots are empty, and p(object) = 0.5 everywhere makes the first steps fight a huge no-object loss
+    (the focal-loss / YOLOv5 bias initialisation)."""
+    layer = next((l for l in model.layers if l.name == "detect_conv"), None)
+    if layer is None or not 0 < prior < 1:
+        return
+    bias = np.array(layer.bias.numpy())
+    bias[4::5 + classes] = np.log(prior / (1 - prior))
+    layer.bias.assign(bias)
+
+
 def build_model(arch, data: TaskData, options: dict):
     """yolo_lite for the data's classes and anchors; `weights` may be a zoo model (directory or .keras)
     of an earlier run, whose layers of matching shapes are loaded (the head too when classes match)."""
@@ -261,6 +273,8 @@ def build_model(arch, data: TaskData, options: dict):
         arch_options["batch_norm"] = str(topts["batch_norm"]).lower() in ("1", "true", "yes")
     model = zoo.build(arch, weights=weights, num_classes=len(data.labels), input_shape=(size, size, 3), **arch_options)
     report = None
+    if weights is None and source is None:
+        prior_objectness(model, len(anchors), len(data.labels), float(topts.get("obj_prior", 0.01)))
     if source is not None:
         report = transfer_weights(zoo.load_model(source), model)
         if not report["loaded"]:
