@@ -29,10 +29,12 @@ def _softmax(z):
     return e / e.sum(-1, keepdims=True)
 
 
-def test_loss_ignores_255_and_weights_like_torch():
+def test_loss_ignores_255_and_class_weights_follow_the_masks():
     import tensorflow as tf
 
-    from zoo.tasks.segmentation_metrics import MaskedCrossEntropy
+    from zoo.tasks.base import TaskData
+    from zoo.tasks.segmentation_metrics import normalise_class_weights
+    from zoo.tasks.segmentation_train import _train_batches, loss
 
     rng = np.random.default_rng(0)
     probs = _softmax(rng.normal(size=(2, 5, 6, 3))).astype("float32")
@@ -40,22 +42,28 @@ def test_loss_ignores_255_and_weights_like_torch():
     truth[0, :2] = 255
     valid = truth != 255
     ce = -np.log(np.take_along_axis(probs, np.where(valid, truth, 0)[..., None], -1)[..., 0])
-    loss = float(MaskedCrossEntropy()(truth, probs))
-    np.testing.assert_allclose(loss, ce[valid].mean(), rtol=1e-5)
+    fn = loss(TaskData(None, None, ["a", "b", "c"]), {})
+    value = float(fn(truth, probs))
+    np.testing.assert_allclose(value, ce[valid].mean(), rtol=1e-5)
     # What the model says on ignored pixels changes nothing, and gets no gradient.
     other = probs.copy()
     other[0, :2] = _softmax(rng.normal(size=(2, 6, 3)))
-    np.testing.assert_allclose(float(MaskedCrossEntropy()(truth, other)), loss, rtol=1e-6)
+    np.testing.assert_allclose(float(fn(truth, other)), value, rtol=1e-6)
     p = tf.Variable(probs)
     with tf.GradientTape() as tape:
-        value = MaskedCrossEntropy()(truth, p)
-    grad = tape.gradient(value, p).numpy()
+        out = fn(truth, p)
+    grad = tape.gradient(out, p).numpy()
     assert np.all(grad[0, :2] == 0) and np.abs(grad[valid]).sum() > 0
-    # Class weights: sum(w_y * ce) / sum(w_y) over valid pixels (torch CrossEntropyLoss(weight, ignore_index)).
-    w = np.array([0.5, 2.0, 1.0])
-    wy = w[np.where(valid, truth, 0)] * valid
-    np.testing.assert_allclose(float(MaskedCrossEntropy(class_weights=list(w))(truth, probs)),
-                               (wy * ce).sum() / wy.sum(), rtol=1e-5)
+    # Class weights: per-pixel sample weights from the (augmented) masks, 0 where ignored, and
+    # normalised to mean 1 over the training pixels.
+    counts = np.array([60, 30, 10])
+    w = normalise_class_weights([1.0, 2.0, 4.0], counts)
+    np.testing.assert_allclose((w * counts).sum() / counts.sum(), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(w[1] / w[0], 2.0, rtol=1e-6)
+    images = np.zeros((2, 5, 6, 3), "float32")
+    x, y, sw = (t.numpy() for t in _train_batches(None, w)(tf.constant(images), tf.constant(truth)))
+    np.testing.assert_array_equal(sw, np.where(valid, w[np.where(valid, truth, 0)], 0))
+    np.testing.assert_allclose(float(fn(truth, probs, sample_weight=sw)), (sw * ce).sum() / valid.sum(), rtol=1e-5)
 
 
 def test_confusion_matrix_agrees_with_keras_meaniou_and_sklearn():

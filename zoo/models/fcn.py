@@ -15,7 +15,8 @@ Semantic Segmentation, arXiv 1411.4038).
   upsampled map is cropped by f/2 (which puts it on the half-pixel grid of the finer map), and
   the final map is cropped to the input's own size: outputs align with inputs of any size.
 - The new score layers start at zero (paper, section 4.3).
-- FCN-8s with 21 classes has 134,477,244 parameters (paper Table 1: 134M).
+- FCN-8s with 21 classes has 134,489,759 parameters (paper Table 1: 134M), 112,896 of them in the
+  fixed final upsampling.
 
 Any zoo backbone with named feature maps can replace VGG16 (`backbone="resnet18"`): VGG's
 pool3/pool4/pool5, otherwise s8/s16/s32; on those the dense head is narrower by default

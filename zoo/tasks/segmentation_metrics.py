@@ -1,8 +1,7 @@
 """Segmentation loss and metrics.
 
-- `MaskedCrossEntropy`: pixel-wise cross-entropy that skips the ignore label (255) and can weight
-  classes; the mean is over the valid pixels of the batch (torchvision's
-  CrossEntropyLoss(ignore_index=255, weight=w): sum(w_y * ce) / sum(w_y)).
+- `masked_cross_entropy`: pixel-wise cross-entropy that skips the ignore label (255), mean over
+  the valid pixels of the batch; class weights as per-pixel sample weights.
 - `ConfusionMatrix`: accumulates (truth, prediction) pixel counts, ignore excluded, and gives
   mean IoU, per-class IoU and pixel accuracy. Classes absent from both truth and prediction do
   not count in the mean (keras.metrics.MeanIoU does the same, so the two agree).
@@ -18,38 +17,33 @@ import numpy as np
 IGNORE_INDEX = 255
 
 
-@keras.saving.register_keras_serializable(package="zoo")
-class MaskedCrossEntropy(keras.losses.Loss):
-    """Sparse categorical cross-entropy per pixel, ignoring `ignore_index`, optional class weights."""
+def masked_cross_entropy():
+    """Per-pixel cross-entropy on probabilities, mean over the pixels that are not 255.
 
-    def __init__(self, ignore_index: int = IGNORE_INDEX, class_weights=None, from_logits: bool = False,
-                 name: str = "masked_cross_entropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.ignore_index = int(ignore_index)
-        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
-        self.from_logits = bool(from_logits)
-
-    def call(self, y_true, y_pred):
-        ops = keras.ops
-        y_pred = ops.cast(y_pred, "float32")
-        y_true = ops.cast(ops.reshape(y_true, ops.shape(y_pred)[:-1]), "int32")
-        valid = ops.not_equal(y_true, self.ignore_index)
-        safe = ops.where(valid, y_true, 0)
-        ce = keras.losses.sparse_categorical_crossentropy(safe, y_pred, from_logits=self.from_logits)
-        weight = ops.cast(valid, "float32")
-        if self.class_weights is not None:
-            weight = weight * ops.take(ops.convert_to_tensor(self.class_weights, "float32"), safe)
-        # Keras averages what we return over every pixel of the batch; rescale so that the
-        # result is the weighted mean over the valid pixels only.
-        total = ops.cast(ops.size(weight), "float32")
-        return ce * weight * (total / ops.maximum(ops.sum(weight), 1e-6))
-
-    def get_config(self):
-        return {**super().get_config(), "ignore_index": self.ignore_index,
-                "class_weights": self.class_weights, "from_logits": self.from_logits}
+    Keras's own SparseCategoricalCrossentropy(ignore_class=255): nothing custom is saved with
+    the model, so model.keras loads anywhere in safe mode. Class weights arrive as per-pixel
+    sample weights (`pixel_weights`), normalised so that they average 1 over the training pixels.
+    """
+    return keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE_INDEX, name="masked_cross_entropy")
 
 
-CUSTOM_OBJECTS = {"zoo>MaskedCrossEntropy": MaskedCrossEntropy}
+def normalise_class_weights(weights, counts) -> np.ndarray:
+    """Scale class weights so that their mean over the training pixels is 1: the weighted mean over
+    valid pixels that Keras computes (sum w*ce / valid pixels) then matches sum w*ce / sum w on average."""
+    weights = np.asarray(weights, np.float64)
+    counts = np.asarray(counts, np.float64)
+    mean = (weights * counts).sum() / max(counts.sum(), 1.0)
+    return (weights / mean if mean > 0 else weights).astype(np.float32)
+
+
+def pixel_weights(masks, table):
+    """Sample weights (N, H, W) for masks: table[class], 0 on ignored pixels (TensorFlow)."""
+    import tensorflow as tf
+
+    masks = tf.cast(masks, tf.int32)
+    valid = tf.not_equal(masks, IGNORE_INDEX)
+    safe = tf.where(valid, masks, 0)
+    return tf.gather(tf.constant(table, tf.float32), safe) * tf.cast(valid, tf.float32)
 
 
 def mean_iou_metric(num_classes: int, *, name: str = "miou"):

@@ -84,6 +84,10 @@ def load_data(data, options: dict[str, Any]) -> TaskData:
                          f"{skipped[0][0] if skipped else '?'}: {skipped[0][1] if skipped else ''}).")
     counts = ds.class_pixels(y, k)
     weights = _class_weights(topts.get("class_weights", options.get("class_weights")), counts, k)
+    if weights is not None:
+        from zoo.tasks.segmentation_metrics import normalise_class_weights
+
+        weights = normalise_class_weights(weights, counts)
 
     def to_float(image, mask):
         return tf.cast(image, tf.float32), tf.cast(mask, tf.int32)
@@ -99,8 +103,25 @@ def load_data(data, options: dict[str, Any]) -> TaskData:
             print(f"skipped {len(skipped)} image/mask pairs (first: {skipped[0][0]}: {skipped[0][1]})", flush=True)
     td = TaskData(train=train, val=val, labels=list(labels), summary=summary,
                   extras={"val_arrays": (vx, vy), "class_weights": weights}, num_train=len(x), num_val=len(vx))
-    td.augment = ds.augmenter(options.get("augment", "none"), seed=int(options.get("seed", 0)))
+    td.augment = _train_batches(ds.augmenter(options.get("augment", "none"), seed=int(options.get("seed", 0))), weights)
     return td
+
+
+def _train_batches(augment, weights):
+    """The trainer's per-batch hook: paired augmentation, then per-pixel class weights (computed
+    from the augmented masks, so they move with them)."""
+    if weights is None:
+        return augment
+    from zoo.tasks.segmentation_metrics import pixel_weights
+
+    table = [float(w) for w in weights]
+
+    def apply(images, masks, *rest):
+        if augment is not None:
+            images, masks = augment(images, masks)[:2]
+        return images, masks, pixel_weights(masks, table)
+
+    return apply
 
 
 def _class_weights(value: Any, counts: np.ndarray, k: int) -> np.ndarray | None:
@@ -185,10 +206,10 @@ def _option_value(key: str, value: Any) -> Any:
 
 
 def loss(data: TaskData, options: dict[str, Any]):
-    from zoo.tasks.segmentation_metrics import MaskedCrossEntropy
+    """Cross-entropy ignoring 255; class weights come with the batches (see `_train_batches`)."""
+    from zoo.tasks.segmentation_metrics import masked_cross_entropy
 
-    weights = data.extras.get("class_weights")
-    return MaskedCrossEntropy(class_weights=None if weights is None else list(map(float, weights)))
+    return masked_cross_entropy()
 
 
 def metrics(data: TaskData, options: dict[str, Any]):
