@@ -57,6 +57,9 @@ def finetune(model, data: str | os.PathLike, *, out: str | os.PathLike, epochs: 
               input_shape=resolve_input_shape(arch, opts), replicas=strategy.num_replicas_in_sync,
               workdir=str(out / ck.CKPT_DIR))
     t0 = time.time()
+    import keras
+
+    keras.utils.set_random_seed(opts.seed)  # same seed, same data split, init and shuffles
     task_data = hooks.load_data(data, od)  # raises UsageError on bad data: nothing written yet
     with ck.RunLock(out):
         state = check_out(out, opts)  # again, under the lock

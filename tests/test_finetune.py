@@ -1,0 +1,87 @@
+"""zoo.finetune end to end: transfer beats scratch on real digits, the model directory, evaluate keys."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from _finetune_helpers import history_epochs, write_digits, zoo_cli
+
+# One budget for both runs: 2 epochs over scikit-learn's digits (1,797 images, 20% validation).
+# No head-only stage: LeNet's head is most of its weights, so both runs train everything, the
+# pretrained one with layer-wise decay from its Fashion-MNIST features.
+BUDGET = dict(epochs=2, head_epochs=0, lr=3e-3, finetune_lr=3e-3, warmup=0.0, batch_size=16, augment="none",
+              verbose=0)
+
+
+def _has_fashion_weights() -> bool:
+    from zoo.pretrained.manifest import tags_for
+
+    return "fashion_mnist" in tags_for("lenet5")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_fashion_weights(), reason="lenet5.fashion_mnist weights are not in the manifest")
+def test_finetuning_fashion_lenet_beats_scratch_on_digits(tmp_path):
+    import zoo
+
+    data = write_digits(tmp_path / "digits")
+    scores = {}
+    for weights in ("fashion_mnist", None):
+        out = tmp_path / f"out_{weights}"
+        zoo.finetune("lenet5", data, out=out, weights=weights, **BUDGET)
+        scores[weights] = json.loads((out / "metadata.json").read_text())["metrics"]["accuracy"]
+    assert scores["fashion_mnist"] >= 0.95, scores
+    assert scores["fashion_mnist"] > scores[None], scores
+
+
+def test_model_directory_and_evaluate_keys(tmp_path):
+    import zoo
+
+    data = write_digits(tmp_path / "d", per_class=10, classes=range(4))
+    out = tmp_path / "out"
+    model = zoo.finetune("lenet5", data, out=out, weights=None, epochs=2, batch_size=8, verbose=0, augment="light")
+    for name in ("model.keras", "metadata.json", "history.csv", "curves.png", "confusion_matrix.png"):
+        assert (out / name).exists(), name
+    assert not (out / "checkpoint").exists()
+    assert history_epochs(out) == [1, 2]
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["labels"] == ["0", "1", "2", "3"] and meta["task"] == "classification"
+    assert meta["precision"] == "float32" and meta["strategy"]["name"] == "none"
+    assert meta["data"]["train"] + meta["data"]["val"] == 40 and meta["data"]["skipped"] == 0
+    assert meta["preprocessing"]["resize"] == "squash"
+    assert 0 <= meta["metrics"]["accuracy"] <= 1
+    scores = zoo.evaluate(out, data)
+    for key in ("accuracy", "top5_accuracy", "per_class", "confusion_matrix", "labels", "num_images", "macro_f1"):
+        assert key in scores, key
+    assert scores["num_images"] == 40 and sum(map(sum, scores["confusion_matrix"])) == 40
+    assert set(scores["per_class"]["2"]) == {"precision", "recall", "f1", "support"}
+    assert scores["top5_accuracy"] == 1.0  # 4 classes: the truth is always in the top 5
+    assert model.output_shape == (None, 4)
+
+
+@pytest.mark.slow
+def test_cli_finetune_then_evaluate_predict_and_export(tmp_path):
+    data = write_digits(tmp_path / "d", per_class=6, classes=range(3))
+    out = tmp_path / "out"
+    result = zoo_cli("finetune", "lenet5", str(data), "--out", str(out), "--weights", "none", "--epochs", "1",
+                     "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    ev = zoo_cli("evaluate", str(out), str(data), "--json")
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert json.loads(ev.stdout)["num_images"] == 18
+    image = next((data / "1").iterdir())
+    pred = zoo_cli("predict", str(image), "--model", str(out), "--format", "jsonl")
+    assert pred.returncode == 0, pred.stderr[-2000:]
+    record = json.loads(pred.stdout.splitlines()[0])
+    assert record["ok"] and record["predictions"][0]["label"] in ("0", "1", "2")
+    from zoo.cli import COMMANDS
+
+    import importlib.util
+
+    if importlib.util.find_spec("zoo.cli.export") is None:
+        pytest.skip("zoo export is not in this build yet")
+    exp = zoo_cli("export", str(out), "--format", "savedmodel", "--out", str(tmp_path / "sm"))
+    assert exp.returncode == 0, exp.stderr[-2000:]
+    assert COMMANDS
