@@ -56,7 +56,7 @@ def build(variant: str = "alexnet", *, num_classes: int | None = 1000, input_sha
     x = layers.Conv2D(256, 3, padding="same", activation="relu", name="conv5")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool3")(x)
     if include_top:
-        x = layers.AdaptiveAveragePooling2D(6, name="avgpool")(x)
+        x = common.adaptive_avg_pool(x, 6, name="avgpool")
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dropout(cfg.dropout, name="fc1_dropout")(x)
         x = layers.Dense(4096, activation="relu", name="fc1")(x)

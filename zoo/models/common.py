@@ -200,6 +200,14 @@ def global_pool(x, pooling: str | None):
     return x
 
 
+def adaptive_avg_pool(x, size: int, *, name: str):
+    """PyTorch's AdaptiveAvgPool2d (same bins), for torchvision heads that accept any input size."""
+    if not hasattr(keras.layers, "AdaptiveAveragePooling2D"):
+        raise UsageError(f"This model needs keras.layers.AdaptiveAveragePooling2D, missing from Keras "
+                         f"{keras.__version__}. Upgrade Keras (`pip install -U keras`; 3.15 is tested).")
+    return keras.layers.AdaptiveAveragePooling2D(size, name=name)(x)
+
+
 def make_model(inputs, outputs, *, name: str):
     source = keras.utils.get_source_inputs(inputs)
     # A single input tensor (not a one-element list) keeps Keras's input structure warning away.

@@ -84,7 +84,7 @@ def inception(x, widths: tuple[int, ...], *, name: str):
 
 
 def aux_classifier(x, num_classes: int, activation, cfg: GoogLeNetConfig, *, name: str):
-    x = layers.AdaptiveAveragePooling2D(4, name=f"{name}_pool")(x)
+    x = common.adaptive_avg_pool(x, 4, name=f"{name}_pool")
     x = basic_conv(x, 128, 1, name=f"{name}_conv")
     x = layers.Flatten(name=f"{name}_flatten")(x)
     x = layers.Dense(1024, activation="relu", name=f"{name}_fc1")(x)
