@@ -38,7 +38,7 @@ def _keras(model, x):
 @pytest.mark.parametrize("fmt", ["savedmodel", "tflite", "onnx"])
 def test_float32_parity_each_format(tmp_path, fmt):
     import zoo
-    from zoo.export import export_with_report
+    from zoo.exporting import export_with_report
 
     model = small_model()
     out = tmp_path / {"savedmodel": "sm", "tflite": "m.tflite", "onnx": "m.onnx"}[fmt]
@@ -64,7 +64,7 @@ def test_float32_parity_each_format(tmp_path, fmt):
         props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
         assert json.loads(props["zoo.labels"]) == LABELS
     else:
-        from zoo.export import _run_tflite
+        from zoo.exporting import _run_tflite
 
         got = _run_tflite(out, x)[0]
     np.testing.assert_allclose(got, want, atol=1e-4)
@@ -72,7 +72,7 @@ def test_float32_parity_each_format(tmp_path, fmt):
 
 
 def test_tflite_float16_and_int8(tmp_path):
-    from zoo.export import export_with_report
+    from zoo.exporting import export_with_report
 
     model = small_model(width=64)  # enough weights for float16 to halve the file
     _, f16 = export_with_report(model, format="tflite", out=tmp_path / "f16.tflite", quantize="float16")
@@ -85,7 +85,7 @@ def test_tflite_float16_and_int8(tmp_path):
 
 
 def test_parity_failure_leaves_nothing(tmp_path):
-    from zoo.export import ParityError, compare, export
+    from zoo.exporting import ParityError, compare, export
 
     ref = [np.array([[0.1, 0.9]])]
     assert compare(ref, [np.array([[0.1, 0.9]])])["passed"]
@@ -97,7 +97,7 @@ def test_parity_failure_leaves_nothing(tmp_path):
 
 
 def test_usage_errors(tmp_path):
-    from zoo.export import export
+    from zoo.exporting import export
 
     model = small_model()
     for kwargs, match in [(dict(format="pt"), "format"), (dict(format="onnx", quantize="float16"), "TFLite"),

@@ -20,7 +20,7 @@ _API = {
     "predict": "zoo.inference:predict",
     "finetune": "zoo.training.finetune:finetune",
     "evaluate": "zoo.evaluation:evaluate",
-    "export": "zoo.export:export",
+    "export": "zoo.exporting:export",
     "inference_model": "zoo.optimize:inference_model",
     "freeze": "zoo.training.freeze:freeze",
     "replace_head": "zoo.training.freeze:replace_head",

@@ -77,14 +77,15 @@ def main(argv=None) -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
     import os
 
-    from zoo.errors import UsageError
+    from zoo.errors import UsageError, ZooError
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
     from zoo.cli import quiet
 
     quiet.install()
     try:
-        cli.main(args=argv, prog_name="zoo", standalone_mode=False)
+        # Without standalone mode click returns ctx.exit(code)'s code instead of exiting.
+        rc = cli.main(args=argv, prog_name="zoo", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -96,6 +97,10 @@ def main(argv=None) -> None:
     except UsageError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    except ZooError as exc:  # weights that cannot be fetched or verified, and the like
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    sys.exit(rc if type(rc) is int else 0)

@@ -31,7 +31,7 @@ def export_cmd(model, fmt, out, weights, quantize, calibration, tolerance):
     """
     quiet_tensorflow()
     with user_errors():
-        from zoo.export import ParityError, export_with_report
+        from zoo.exporting import ParityError, export_with_report
 
         try:
             path, report = export_with_report(model, format=fmt, out=out, weights=weights, quantize=quantize,

@@ -302,16 +302,3 @@ def _replace(new: Path, out: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old) if old.is_dir() else old.unlink()
-
-
-class _CallableModule(type(json)):
-    """Importing zoo.export (the module) makes `zoo.export` the module, shadowing the public
-    function of the same name; a callable module keeps `zoo.export(model, format=..., out=...)` working."""
-
-    def __call__(self, model: Any, **kwargs: Any) -> Path:
-        return export(model, **kwargs)
-
-
-import sys as _sys  # noqa: E402
-
-_sys.modules[__name__].__class__ = _CallableModule
