@@ -6,6 +6,7 @@ zoo: zoo.finetune(..., unfreeze="none") -- decode once, base features cached, he
 
     python scripts/bench_finetune.py                      # lenet5.fashion_mnist on scikit-learn digits
     python scripts/bench_finetune.py --model resnet50 --weights imagenet --data DIR --image-size 224
+    python scripts/bench_finetune.py --model resnet18 --weights random --image-size 64   # offline timing
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def keras_guide(model_name: str, weights: str, data: Path, *, epochs: int, image
     import zoo
     from zoo.training.freeze import head_layers
 
-    full = zoo.build(model_name, weights=weights, input_shape=None if image_size is None else None)
+    shape = None if image_size is None else (image_size, image_size, zoo.info(model_name)["input_shape"][2])
+    full = zoo.build(model_name, weights=weights, input_shape=shape)
     h, w, c = full.input_shape[1:]
     color = "grayscale" if c == 1 else "rgb"
     kw = dict(validation_split=0.2, seed=seed, image_size=(h, w), batch_size=batch_size, color_mode=color,
@@ -49,13 +51,14 @@ def keras_guide(model_name: str, weights: str, data: Path, *, epochs: int, image
     return seconds, float(model.evaluate(val, verbose=0)[1])
 
 
-def zoo_recipe(model_name: str, weights: str, data: Path, *, epochs: int, seed: int, batch_size: int) -> tuple[float, float]:
+def zoo_recipe(model_name: str, weights: str, data: Path, *, epochs: int, seed: int, batch_size: int,
+               image_size: int | None) -> tuple[float, float]:
     import zoo
 
     out = Path(tempfile.mkdtemp(prefix="bench-zoo-"))
     t0 = time.time()
     zoo.finetune(model_name, data, out=out, weights=weights, epochs=epochs, unfreeze="none", augment="none",
-                 seed=seed, batch_size=batch_size, verbose=0, overwrite=True)
+                 seed=seed, batch_size=batch_size, verbose=0, overwrite=True, image_size=image_size)
     seconds = time.time() - t0
     return seconds, json.loads((out / "metadata.json").read_text())["metrics"]["accuracy"]
 
@@ -76,11 +79,17 @@ def main(argv=None) -> None:
         from _finetune_helpers import write_digits
 
         data = write_digits(Path(tempfile.mkdtemp(prefix="bench-digits-")))
+    if args.weights == "random":  # a timing-only run without downloads: random weights saved as a file
+        import zoo
+
+        path = Path(tempfile.mkdtemp(prefix="bench-weights-")) / f"{args.model}.weights.h5"
+        zoo.build(args.model).save_weights(path)
+        args.weights = str(path)
     # Both timings include everything after the data folder exists: reading, decoding, training.
     k_time, k_acc = keras_guide(args.model, args.weights, data, epochs=args.epochs, image_size=args.image_size,
                                 seed=args.seed, batch_size=args.batch_size)
     z_time, z_acc = zoo_recipe(args.model, args.weights, data, epochs=args.epochs, seed=args.seed,
-                               batch_size=args.batch_size)
+                               batch_size=args.batch_size, image_size=args.image_size)
     print(f"{'recipe':<28}{'seconds':>10}{'val accuracy':>15}")
     print(f"{'keras guide (fit, in-graph)':<28}{k_time:>10.1f}{k_acc:>15.4f}")
     print(f"{'zoo (cached features)':<28}{z_time:>10.1f}{z_acc:>15.4f}")

@@ -148,15 +148,16 @@ def _reset_classifier(model, *, seed: int) -> None:
 
 
 def _hub_model(path: str, k: int, shape, options):
-    try:
-        from zoo.pretrained import hub
-    except ModuleNotFoundError:
-        raise UsageError("hub: models need zoo.pretrained.hub, which is not in this build.") from None
+    """A TF-Hub / SavedModel feature extractor (frozen at first) + a new float32 classifier.
+    Pixels in [0, 255] are scaled to [0, 1], the TF-Hub image convention (`--opt hub_scale=...`)."""
     import keras
 
-    layer = hub.feature_layer(path, input_shape=shape) if hasattr(hub, "feature_layer") else hub.HubLayer(path)
+    from zoo.pretrained.hub import hub_feature_extractor
+
+    scale = float((options.get("task_options") or {}).get("hub_scale", 1 / 255))
     inputs = keras.Input(shape)
-    x = layer(inputs)
+    x = keras.layers.Rescaling(scale, name="hub_rescale")(inputs)
+    x = hub_feature_extractor(path, trainable=True, name="hub_features")(x)
     if len(x.shape) == 4:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if options.get("dropout"):
@@ -167,7 +168,8 @@ def _hub_model(path: str, k: int, shape, options):
     from zoo.modeldir import attach_meta
 
     attach_meta(model, {"arch": f"hub:{path}", "weights": {"origin": path},
-                        "preprocessing": {"mode": "unit", "scale": 1 / 255, "in_model": True}})
+                        "preprocessing": {"mode": "unit", "scale": scale, "mean": [0.0], "std": [1.0],
+                                          "in_model": True}})
     return model
 
 
