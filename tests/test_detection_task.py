@@ -84,3 +84,16 @@ def test_save_draws_boxes_in_class_colours(tmp_path):
     assert tuple(drawn[60, 110]) == class_colour(1)  # right edge of the dog box
     TASK.save(record, image, META, tmp_path)
     assert (tmp_path / "street_1.png").exists()  # never overwrites another input's artefact
+
+
+def test_finetune_refuses_non_detection_data_before_training(tmp_path, capsys):
+    from zoo.cli import main
+
+    (tmp_path / "cats").mkdir()
+    for data, match in ((tmp_path, "not a detection dataset"), (tmp_path / "missing", "not a folder")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["finetune", "yolo_lite", str(data), "--out", str(tmp_path / "out"), "--epochs", "1"])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert match in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

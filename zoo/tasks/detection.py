@@ -110,6 +110,17 @@ class DetectionTask:
 
     # --- training: zoo/tasks/detection_train.py ---
 
+    def check_data(self, data, options):
+        """Layout check in a second, before TensorFlow loads: a folder in VOC, COCO or YOLO layout."""
+        from zoo.data.detection import detect_format
+
+        root = Path(data)
+        if not root.is_dir():
+            raise UsageError(f"Detection data {str(data)!r} is not a folder. Give a VOC, COCO or YOLO dataset folder.")
+        detect_format(root)
+        if options.get("val") and not Path(options["val"]).is_dir():
+            raise UsageError(f"--val {options['val']!r} is not a folder. Give a detection dataset folder.")
+
     def load_data(self, data, options):
         return _train().load_data(data, options)
 
