@@ -86,7 +86,7 @@ def test_save_draws_boxes_in_class_colours(tmp_path):
     assert (tmp_path / "street_1.png").exists()  # never overwrites another input's artefact
 
 
-def test_finetune_refuses_non_detection_data_before_training(tmp_path, capsys):
+def test_finetune_refuses_non_detection_data_before_training(tmp_path, capfd):
     from zoo.cli import main
 
     (tmp_path / "cats").mkdir()
@@ -94,6 +94,6 @@ def test_finetune_refuses_non_detection_data_before_training(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_info:
             main(["finetune", "yolo_lite", str(data), "--out", str(tmp_path / "out"), "--epochs", "1"])
         assert exit_info.value.code == 2
-        err = capsys.readouterr().err
+        err = capfd.readouterr().err
         assert match in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
