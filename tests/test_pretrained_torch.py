@@ -80,8 +80,9 @@ def test_bare_torch_files_choose_their_architecture_options(tmp_path):
 
 
 def _tiny(weights, **kwargs):
-    return zoo.build("densenet121", weights=str(weights), blocks=(1, 1, 1, 1), input_shape=(64, 64, 3),
-                     include_preprocessing=False, classifier_activation=None, **kwargs)
+    kwargs.setdefault("input_shape", (64, 64, 3))
+    return zoo.build("densenet121", weights=str(weights), blocks=(1, 1, 1, 1), include_preprocessing=False,
+                     classifier_activation=None, **kwargs)
 
 
 def test_safetensors_file_written_by_torch_loads_with_its_head():
@@ -115,3 +116,30 @@ def test_pth_needs_torch_and_says_how_to_convert():
 def test_weights_for_another_architecture_are_refused_by_name(tmp_path):
     with pytest.raises(WeightsError, match="another architecture"):
         zoo.build("resnet18", weights=str(FIX / "densenet_tiny.safetensors"), input_shape=(32, 32, 3))
+
+
+def test_gray_input_sums_the_rgb_first_conv_exactly():
+    x = np.load(FIX / "densenet_tiny_input.npy")[..., :1]
+    rgb = _tiny(FIX / "densenet_tiny.safetensors")
+    gray = _tiny(FIX / "densenet_tiny.safetensors", input_shape=(64, 64, 1))
+    assert gray._zoo_load_report.adapted[0][0] == "conv1_conv"
+    _close(np.asarray(gray(x, training=False)), np.asarray(rgb(np.repeat(x, 3, axis=-1), training=False)))
+
+
+def test_four_channel_input_repeats_the_kernel_and_extends_preprocessing():
+    from zoo.pretrained.load import adapt_input_kernel
+    from zoo.pretrained.resolve import adapt_preprocessing
+
+    kernel = np.arange(2 * 2 * 3 * 5, dtype="float32").reshape(2, 2, 3, 5)
+    four = adapt_input_kernel(kernel, 4)
+    np.testing.assert_allclose(four, np.concatenate([kernel, kernel[:, :, :1]], axis=2) * 0.75)
+    np.testing.assert_allclose(adapt_input_kernel(kernel, 1), kernel.sum(axis=2, keepdims=True))
+    pre = adapt_preprocessing({"mode": "torch", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                               "channel_order": "rgb"}, 4)
+    assert pre["mean"][:3] == [0.485, 0.456, 0.406] and pre["mean"][3] == pytest.approx(0.449)
+    model = zoo.build("densenet121", weights=str(FIX / "densenet_tiny.safetensors"), blocks=(1, 1, 1, 1),
+                      input_shape=(64, 64, 4))  # with the torch preprocessing, extended to 4 channels
+    assert model._zoo_load_report.adapted[0][1] == "input kernel (7, 7, 3, 64) -> (7, 7, 4, 64)"
+    assert model.get_layer("preprocess").mean[3] == pytest.approx(0.449)
+    with pytest.raises(zoo.errors.UsageError, match="BGR"):
+        adapt_preprocessing({"mode": "caffe", "mean": [1.0, 2.0, 3.0], "channel_order": "bgr"}, 4)

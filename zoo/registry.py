@@ -165,7 +165,7 @@ def build(
     if weights is not None:
         from zoo.pretrained import resolve_weights
 
-        source = resolve_weights(spec.name, weights, include_top=include_top)
+        source = resolve_weights(spec.name, weights, include_top=include_top, input_shape=input_shape)
         for key, value in source.arch_options.items():
             if key in arch_options and arch_options[key] != value:
                 raise UsageError(

@@ -2,17 +2,18 @@
 (zoo .weights.h5, legacy keras.applications HDF5, torchvision/timm safetensors) and loading.
 
 Interface used by zoo.registry.build:
-    resolve_weights(arch, weights, *, include_top=True) -> WeightsSource  # a tag, a path or a URL; fetches if needed
+    resolve_weights(arch, weights, *, include_top=True, input_shape=None) -> WeightsSource
+        # a tag, a path or a URL; fetches if needed; preprocessing adapted to input_shape's channels
     load_weights(model, source) -> LoadReport   # by layer name; head skipped if classes differ
 """
 
 from __future__ import annotations
 
 
-def resolve_weights(arch: str, weights, *, include_top: bool = True):
+def resolve_weights(arch: str, weights, *, include_top: bool = True, input_shape=None):
     from zoo.pretrained.resolve import resolve_weights as impl
 
-    return impl(arch, weights, include_top=include_top)
+    return impl(arch, weights, include_top=include_top, input_shape=input_shape)
 
 
 def load_weights(model, source):

@@ -73,7 +73,40 @@ def _looks_like_path(weights: str) -> bool:
     return os.sep in weights or weights.startswith(("~", ".")) or weights.lower().endswith(WEIGHT_SUFFIXES)
 
 
-def resolve_weights(arch: str, weights: str | os.PathLike, *, include_top: bool = True) -> WeightsSource:
+def adapt_preprocessing(pre: dict[str, Any] | None, channels: int | None) -> dict[str, Any] | None:
+    """The weights' RGB preprocessing for an input with `channels` channels (the first conv is
+    adapted to match in load): gray gets the average mean/std; extra channels get the average too."""
+    if pre is None or channels is None:
+        return pre
+    mean, std = list(pre.get("mean", [0.0])), list(pre.get("std", [1.0]))
+    if max(len(mean), len(std)) in (1, channels):
+        return pre
+    if pre.get("channel_order") == "bgr":
+        if channels != 1:
+            raise UsageError(
+                f"These weights expect BGR input (mode {pre.get('mode')!r}); zoo cannot extend BGR preprocessing to "
+                f"{channels} channels. Received: input_shape with {channels} channels. Use include_preprocessing=False "
+                f"and preprocess the extra channels yourself, or weights with RGB preprocessing (e.g. tv_in1k).")
+    mean = mean * 3 if len(mean) == 1 else mean
+    std = std * 3 if len(std) == 1 else std
+    if channels == 1:
+        mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
+    else:
+        mean = (mean + [sum(mean) / len(mean)] * channels)[:channels]
+        std = (std + [sum(std) / len(std)] * channels)[:channels]
+    return {**pre, "mean": mean, "std": std, "channel_order": "rgb"}
+
+
+def resolve_weights(arch: str, weights: str | os.PathLike, *, include_top: bool = True,
+                    input_shape: tuple[int, ...] | None = None) -> WeightsSource:
+    """Resolve `weights` for registry model `arch`, adapting preprocessing to `input_shape`'s channels."""
+    source = _resolve(arch, weights, include_top=include_top)
+    if input_shape is not None and len(tuple(input_shape)) == 3:
+        source.preprocessing = adapt_preprocessing(source.preprocessing, int(tuple(input_shape)[-1]))
+    return source
+
+
+def _resolve(arch: str, weights: str | os.PathLike, *, include_top: bool = True) -> WeightsSource:
     """Resolve `weights` for registry model `arch`; downloads (verified, cached) when needed.
 
     Args:
