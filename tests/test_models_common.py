@@ -62,3 +62,19 @@ def test_lenet5_bad_arguments_say_rule_value_and_fix(kwargs, words):
         lenet.build(**kwargs)
     for word in words:
         assert word in str(err.value)
+
+
+def test_mixed_precision_keeps_the_softmax_head_in_float32():
+    import keras
+
+    from zoo.models import lenet
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = lenet.build(num_classes=4)
+        out = model(np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 1)).astype("float32"))
+        assert model.get_layer("conv1").compute_dtype == "float16"
+        assert keras.backend.standardize_dtype(out.dtype) == "float32"
+        np.testing.assert_allclose(np.asarray(out).sum(axis=-1), 1.0, rtol=1e-5)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

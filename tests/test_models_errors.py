@@ -51,3 +51,15 @@ def test_keras_style_input_tensor_with_weights_is_refused():
 
     with pytest.raises(UsageError, match="input_tensor"):
         ResNet50(weights="imagenet", input_tensor=keras.Input((64, 64, 3)))
+
+
+def test_input_tensor_shape_is_validated_like_input_shape():
+    import keras
+
+    from zoo.errors import UsageError
+    from zoo.models import DenseNet121, LeNet5
+
+    with pytest.raises(UsageError, match="at least 32x32"):
+        DenseNet121(include_top=False, input_tensor=keras.Input((20, 20, 3)))
+    with pytest.raises(UsageError, match="needs input 32x32"):
+        LeNet5(input_tensor=keras.Input((40, 40, 1)))

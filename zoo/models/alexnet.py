@@ -43,7 +43,8 @@ def build(variant: str = "alexnet", *, num_classes: int | None = 1000, input_sha
     if not 0.0 <= cfg.dropout < 1.0:
         raise common.UsageError(f"`dropout` must be in [0, 1). Received: dropout={cfg.dropout!r}.")
     shape = common.check_input_shape(input_shape, default=DEFAULT_INPUT, min_size=MIN_SIZE, arch=variant,
-                                     include_top=include_top, fixed_top=False)
+                                     include_top=include_top, fixed_top=False,
+                                     input_tensor=input_tensor)
     inputs, x, _ = common.model_input(shape, include_preprocessing=include_preprocessing, preprocessing=preprocessing,
                                       default_preprocessing="torch", input_tensor=input_tensor)
     x = layers.ZeroPadding2D(2, name="conv1_pad")(x)  # PyTorch's symmetric padding=2 for the strided stem

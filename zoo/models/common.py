@@ -136,8 +136,11 @@ def check_activation(activation: Any) -> None:
 
 
 def check_input_shape(input_shape: Any, *, default: tuple[int, int, int], min_size: int, arch: str,
-                      include_top: bool, fixed_top: bool) -> tuple[int, int, int]:
-    """A valid (H, W, C): None gives the default; `fixed_top` heads need exactly the default H, W."""
+                      include_top: bool, fixed_top: bool, input_tensor=None) -> tuple[int, int, int]:
+    """A valid (H, W, C): None gives the input_tensor's shape or the default; `fixed_top` heads need
+    exactly the default H, W."""
+    if input_shape is None and input_tensor is not None:
+        input_shape = tuple(input_tensor.shape[1:])
     if input_shape is None:
         return tuple(default)
     shape = tuple(input_shape)

@@ -67,7 +67,8 @@ def build(variant: str = "densenet121", *, num_classes: int | None = 1000, input
     common.check_pooling(pooling)
     common.check_activation(classifier_activation)
     shape = common.check_input_shape(input_shape, default=DEFAULT_INPUT, min_size=MIN_SIZE, arch=variant,
-                                     include_top=include_top, fixed_top=False)
+                                     include_top=include_top, fixed_top=False,
+                                     input_tensor=input_tensor)
     inputs, x, _ = common.model_input(shape, include_preprocessing=include_preprocessing, preprocessing=preprocessing,
                                       default_preprocessing="torch", input_tensor=input_tensor)
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)

@@ -104,7 +104,8 @@ def build(variant: str = "googlenet", *, num_classes: int | None = 1000, input_s
         raise common.UsageError("aux_logits=True needs include_top=True (the auxiliary classifiers are heads). "
                                 "Received: include_top=False. Drop aux_logits for a backbone.")
     shape = common.check_input_shape(input_shape, default=DEFAULT_INPUT, min_size=MIN_SIZE, arch=variant,
-                                     include_top=include_top, fixed_top=False)
+                                     include_top=include_top, fixed_top=False,
+                                     input_tensor=input_tensor)
     inputs, x, _ = common.model_input(shape, include_preprocessing=include_preprocessing, preprocessing=preprocessing,
                                       default_preprocessing="torch", input_tensor=input_tensor)
     if cfg.transform_input:

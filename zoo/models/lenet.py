@@ -42,7 +42,8 @@ def build(variant: str = "lenet5", *, num_classes: int | None = 10, input_shape=
     common.check_pooling(pooling)
     common.check_activation(classifier_activation)
     shape = common.check_input_shape(input_shape, default=DEFAULT_INPUT, min_size=MIN_SIZE, arch="lenet5",
-                                     include_top=include_top, fixed_top=True)
+                                     include_top=include_top, fixed_top=True,
+                                     input_tensor=input_tensor)
     inputs, x, _ = common.model_input(shape, include_preprocessing=include_preprocessing, preprocessing=preprocessing,
                                       default_preprocessing="unit", input_tensor=input_tensor)
     pool = layers.MaxPooling2D if opts.pool == "max" else layers.AveragePooling2D

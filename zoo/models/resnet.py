@@ -99,7 +99,8 @@ def build(variant: str = "resnet50", *, num_classes: int | None = 1000, input_sh
     common.check_pooling(pooling)
     common.check_activation(classifier_activation)
     shape = common.check_input_shape(input_shape, default=DEFAULT_INPUT, min_size=MIN_SIZE, arch=variant,
-                                     include_top=include_top, fixed_top=False)
+                                     include_top=include_top, fixed_top=False,
+                                     input_tensor=input_tensor)
     inputs, x, _ = common.model_input(shape, include_preprocessing=include_preprocessing, preprocessing=preprocessing,
                                       default_preprocessing="caffe" if cfg.style == "keras" else "torch",
                                       input_tensor=input_tensor)

@@ -69,7 +69,8 @@ def build(variant: str = "vgg16", *, num_classes: int | None = 1000, input_shape
     if not 0.0 <= cfg.dropout < 1.0:
         raise common.UsageError(f"`dropout` must be in [0, 1). Received: dropout={cfg.dropout!r}.")
     shape = common.check_input_shape(input_shape, default=DEFAULT_INPUT, min_size=MIN_SIZE, arch=variant,
-                                     include_top=include_top, fixed_top=True)
+                                     include_top=include_top, fixed_top=True,
+                                     input_tensor=input_tensor)
     inputs, x, _ = common.model_input(shape, include_preprocessing=include_preprocessing, preprocessing=preprocessing,
                                       default_preprocessing="torch", input_tensor=input_tensor)
     for b, (convs, filters) in enumerate(zip(cfg.depths, FILTERS), start=1):
