@@ -17,7 +17,7 @@ Token id 0 is padding (left out of the loss), the vocabulary is zoo.tasks.captio
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 import keras
@@ -201,14 +201,6 @@ def ShowAndTell(*, weights: str | None = "imagenet", backbone: str = "resnet50",
     return build_from_config(config, input_shape=input_shape, include_preprocessing=include_preprocessing)
 
 
-def config_of(model) -> dict[str, Any]:
-    """The decoder sizes read back from a built or loaded model (for metadata and checks)."""
-    decoder = model.get_layer("decoder")
-    lstm = decoder.get_layer("lstm")
-    emb = decoder.get_layer("word_embedding")
-    return {"vocab_size": int(emb.input_dim), "embed_dim": int(emb.output_dim), "units": int(lstm.units)}
-
-
 def encoder_model(model):
     """image -> [h0, c0]: the LSTM state after it has seen the image (decoding starts from here)."""
 
@@ -244,10 +236,6 @@ def step_model(model):
     # Built fresh for decoding and never saved, so a plain op (no layer) takes the single step.
     logp = keras.layers.Activation("log_softmax", name="log_softmax")(logits)[:, 0]
     return keras.Model([token, h_in, c_in], [logp, h, c], name="caption_step")
-
-
-def config_dict(config: ShowAndTellConfig) -> dict[str, Any]:
-    return asdict(config)
 
 
 @keras.saving.register_keras_serializable(package="zoo")

@@ -1,5 +1,5 @@
-"""Training and caption generation for Show and Tell, on arrays (used by the captioning task,
-zoo finetune, and the learning tests).
+"""Loss, metric, token tables, feature caching and caption generation for Show and Tell, on
+arrays (used by the captioning task's training and prediction sides).
 
 Training is teacher forcing: the decoder reads <start> w1 .. wn and predicts w1 .. wn <end>;
 padding (id 0) is left out of the loss (`caption_loss`). With a frozen encoder the pooled features
@@ -44,47 +44,6 @@ def encode_images(model, images: np.ndarray, *, batch_size: int = 32, verbose: i
     """Pooled encoder features of uint8/float images (the encoder runs once per image)."""
     encoder = model.get_layer("encoder")
     return np.asarray(encoder.predict(images.astype("float32"), batch_size=batch_size, verbose=verbose), "float32")
-
-
-def dataset(sources: np.ndarray, index: np.ndarray, tokens: np.ndarray, *, batch_size: int | None,
-            shuffle: bool, seed: int = 0):
-    """tf.data of ((image or features, tokens[:-1]), tokens[1:]) per caption; images stay stored once."""
-    import tensorflow as tf
-
-    table = tf.constant(sources)
-    ds = tf.data.Dataset.from_tensor_slices((index, tokens))
-    if shuffle:
-        ds = ds.shuffle(len(index), seed=seed, reshuffle_each_iteration=True)
-
-    def pair(i, t):
-        x = tf.cast(tf.gather(table, i), tf.float32)
-        return (x, t[..., :-1]), t[..., 1:]
-
-    if batch_size:
-        ds = ds.batch(batch_size)
-    return ds.map(pair, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-def training_model(model, *, cached: bool):
-    """What fit() trains: the decoder on cached features, or the whole model on images."""
-    return model.get_layer("decoder") if cached else model
-
-
-def fit(model, sources: np.ndarray, index: np.ndarray, tokens: np.ndarray, *, cached: bool, epochs: int,
-        batch_size: int = 32, lr: float = 1e-3, val: tuple | None = None, seed: int = 0, verbose: int = 1,
-        callbacks: list | None = None):
-    """A plain Keras fit of the captioner (Adam, gradient clipping for the LSTM). Returns the History.
-
-    sources: images (n_images, H, W, C) or, when `cached`, encoder features (n_images, D).
-    val: optional (sources, index, tokens) for validation loss.
-    """
-    import keras
-
-    net = training_model(model, cached=cached)
-    net.compile(optimizer=keras.optimizers.Adam(lr, clipnorm=5.0), loss=caption_loss(), metrics=[token_accuracy()])
-    train = dataset(sources, index, tokens, batch_size=batch_size, shuffle=True, seed=seed)
-    val_ds = dataset(*val, batch_size=batch_size, shuffle=False) if val is not None else None
-    return net.fit(train, validation_data=val_ds, epochs=epochs, verbose=verbose, callbacks=callbacks or [])
 
 
 def _decoding_models(model, *, from_features: bool):
