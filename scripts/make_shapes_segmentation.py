@@ -29,9 +29,9 @@ def _colour(rng: np.random.Generator, away_from: tuple[int, ...]) -> tuple[int, 
             return colour
 
 
-def draw_pair(rng: np.random.Generator, *, size: int, max_objects: int = 3,
-              min_frac: float = 0.25, max_frac: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """One (image HxWx3 uint8, mask HxW uint8) pair."""
+def draw_pair(rng: np.random.Generator, *, size: int, max_objects: int = 3, min_frac: float = 0.25,
+              max_frac: float = 0.5, shapes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """One (image HxWx3 uint8, mask HxW uint8) pair, with the first `shapes` shape classes."""
     from PIL import Image, ImageDraw
 
     background = tuple(int(v) for v in rng.integers(0, 256, 3))
@@ -43,7 +43,7 @@ def draw_pair(rng: np.random.Generator, *, size: int, max_objects: int = 3,
         x0 = int(rng.integers(0, size - side + 1))
         y0 = int(rng.integers(0, size - side + 1))
         x1, y1 = x0 + side - 1, y0 + side - 1  # PIL's corners are inclusive
-        index = int(rng.integers(1, len(CLASSES)))
+        index = int(rng.integers(1, shapes + 1))
         colour = _colour(rng, background)
         for draw, fill in ((draw_image, colour), (draw_mask, index)):
             if CLASSES[index] == "square":
@@ -56,8 +56,12 @@ def draw_pair(rng: np.random.Generator, *, size: int, max_objects: int = 3,
     return np.clip(pixels, 0, 255).astype(np.uint8), np.asarray(mask, np.uint8)
 
 
-def make_shapes(out: str | Path, *, images: int = 200, size: int = 96, seed: int = 0, max_objects: int = 3) -> Path:
-    """Write a seeded synthetic segmentation dataset (images/ + masks/ + classes.txt) to `out`."""
+def make_shapes(out: str | Path, *, images: int = 200, size: int = 96, seed: int = 0, max_objects: int = 3,
+                shapes: int = 3) -> Path:
+    """Write a seeded synthetic segmentation dataset (images/ + masks/ + classes.txt) to `out`;
+    `shapes` < 3 keeps only the first classes (square, circle) for smaller tests."""
+    if not 1 <= shapes <= len(CLASSES) - 1:
+        raise ValueError(f"`shapes` must be 1..{len(CLASSES) - 1}. Received: shapes={shapes}.")
     from PIL import Image
 
     from zoo.data.segmentation import write_mask
@@ -65,10 +69,10 @@ def make_shapes(out: str | Path, *, images: int = 200, size: int = 96, seed: int
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
-    (out / "classes.txt").write_text("\n".join(CLASSES) + "\n", encoding="utf-8")
+    (out / "classes.txt").write_text("\n".join(CLASSES[: shapes + 1]) + "\n", encoding="utf-8")
     rng = np.random.default_rng(seed)
     for i in range(images):
-        image, mask = draw_pair(rng, size=size, max_objects=max_objects)
+        image, mask = draw_pair(rng, size=size, max_objects=max_objects, shapes=shapes)
         Image.fromarray(image).save(out / "images" / f"{i:06d}.png")
         write_mask(out / "masks" / f"{i:06d}.png", mask)
     return out
@@ -81,8 +85,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=96, help="image side in pixels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-objects", type=int, default=3)
+    parser.add_argument("--shapes", type=int, default=3, help="shape classes: 3 = square, circle, triangle")
     args = parser.parse_args()
-    path = make_shapes(args.out, images=args.images, size=args.size, seed=args.seed, max_objects=args.max_objects)
+    path = make_shapes(args.out, images=args.images, size=args.size, seed=args.seed, max_objects=args.max_objects,
+                       shapes=args.shapes)
     print(f"wrote {args.images} image/mask pairs to {path}")
 
 

@@ -275,3 +275,15 @@ def test_postprocess_gives_masks_at_the_original_size(tmp_path):
     with Image.open(tmp_path / "cat_overlay.png") as png:
         overlay = np.asarray(png.convert("RGB"))
     assert overlay.shape[0] >= 30 and (overlay[-1, -1] != overlay[-1, 0]).any()  # right half tinted
+
+
+def test_finetune_cli_names_the_bad_file_exit_2(tmp_path):
+    from _finetune_helpers import zoo_cli
+
+    root = _pool(tmp_path / "d", n=2)
+    _write(root / "images" / "lonely.png", np.zeros((12, 10, 3), np.uint8))
+    result = zoo_cli("finetune", "fcn8s", str(root), "--out", str(tmp_path / "out"), "--backbone", "resnet18")
+    assert result.returncode == 2, result.stderr
+    lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "lonely.png has no mask" in lines[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
