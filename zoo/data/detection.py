@@ -63,8 +63,9 @@ class _Counter:
     def clean(self, boxes: list[list[float]], size: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
         """(kept boxes (N, 4), kept mask) after clipping to the image and dropping empty boxes."""
         arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        finite = np.isfinite(arr).all(axis=1)
-        arr = np.where(np.isfinite(arr), arr, 0.0)
+        ok = np.abs(arr) <= np.finfo(np.float32).max  # NaN, inf and values float32 cannot hold
+        finite = ok.all(axis=1)
+        arr = np.where(ok, arr, 0.0)
         if size is not None:
             h, w = size
             clipped = arr.copy()
@@ -119,7 +120,14 @@ def read_detection(root: str | Path, *, labels: list[str] | None = None, format:
         raise UsageError(f"`format` must be one of {', '.join(FORMATS)}. Received: format={format!r}.")
     counter = _Counter()
     reader = {"voc": _read_voc, "coco": _read_coco, "yolo": _read_yolo}[fmt]
-    dataset = reader(root, labels, counter)
+    try:
+        dataset = reader(root, labels, counter)
+    except UsageError:
+        raise
+    except (TypeError, ValueError, OverflowError, AttributeError, KeyError) as exc:  # hostile values the
+        # readers did not foresee (a list where an id goes, ...) are still bad data, not a crash
+        raise DataError(f"{root}: malformed {fmt} annotations ({type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:200]}). Fix the annotation files.") from None
     if not dataset.samples:
         raise UsageError(f"{root} holds no annotated images ({fmt} layout). Add images with annotations.")
     per_class = np.bincount(np.concatenate([s.classes for s in dataset.samples] or [np.zeros(0, int)]),
@@ -195,7 +203,7 @@ def _read_voc(root: Path, labels: list[str] | None, counter: _Counter) -> Detect
                 box = [float(_text(bb, k, "nan")) for k in ("xmin", "ymin", "xmax", "ymax")]
                 objects.append((name, box, _text(obj, "difficult", "0") == "1"))
                 names.add(name)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise DataError(f"{xml}: a number cannot be read ({exc}).") from None
         parsed.append((path, size, objects))
     labels = list(labels) if labels is not None else sorted(names)
@@ -241,7 +249,9 @@ def _read_coco(root: Path, labels: list[str] | None, counter: _Counter) -> Detec
         categories = {int(c["id"]): str(c["name"]) for c in data.get("categories", [])}
         image_rows = data["images"]
         annotations = data.get("annotations", [])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if not all(isinstance(v, list) and all(isinstance(r, dict) for r in v) for v in (image_rows, annotations)):
+            raise TypeError("'images' and 'annotations' must be lists of objects")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         raise DataError(f"{path}: not a COCO detection JSON ({type(exc).__name__}: {exc}).") from None
     labels = list(labels) if labels is not None else [categories[k] for k in sorted(categories)]
     index = {name: i for i, name in enumerate(labels)}
@@ -341,6 +351,9 @@ def _read_yolo(root: Path, labels: list[str] | None, counter: _Counter) -> Detec
             classes.append(cls)
             top = max(top, cls)
         rows.append((image, boxes, classes))
+    if labels is None and not from_data and top >= 1 << 16:  # names "0".."N" for a typo'd index would fill memory
+        raise DataError(f"{root}: class index {top} in labels/ is implausibly large for a dataset without class "
+                        f"names. Fix the label line, or list the class names in classes.txt.")
     if labels is None:
         labels = from_data if from_data else [str(i) for i in range(top + 1)]
     if from_data and labels != from_data:
