@@ -99,7 +99,9 @@ def test_evaluate_json_keys(trained, capsys):
     from zoo.cli import main
 
     root, _ = trained
-    main(["evaluate", str(root / "model"), str(root / "data"), "--json"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", str(root / "model"), str(root / "data"), "--json"])
+    assert exit_info.value.code == 0
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"bleu1", "bleu2", "bleu3", "bleu4", "cider"} <= set(scores)
     assert scores["num_images"] == 24 and scores["task"] == "captioning"
@@ -126,3 +128,23 @@ def test_bad_data_fails_before_training(tmp_path):
     with pytest.raises(UsageError, match="captions file"):
         zoo.finetune("show_and_tell", tmp_path / "data", out=tmp_path / "out", epochs=1)
     assert not (tmp_path / "out" / "model.keras").exists()
+
+
+def test_stages_keep_a_frozen_encoder_frozen_without_a_cache():
+    """--cache-features off (or several replicas): the whole model trains with the encoder frozen."""
+    from zoo.models.show_and_tell import build_from_config, make_config
+    from zoo.tasks.base import TaskData
+    from zoo.tasks.captioning_train import stages
+    from zoo.training.freeze import freeze
+
+    model = build_from_config(make_config(backbone="tiny", vocab_size=8, embed_dim=4, units=4, tiny_width=2),
+                              input_shape=(16, 16, 3))
+    data = TaskData(train=None, val=None, labels=[], extras={"cached": False})
+    (stage,) = stages(model, data, {"epochs": 3, "lr": 0.01})
+    assert stage.freeze == {"until": "encoder_pool", "bn": "frozen"} and stage.epochs == 3
+    freeze(model, **stage.freeze)
+    assert not model.get_layer("encoder").trainable_weights
+    assert len(model.trainable_weights) == len(model.get_layer("decoder").weights)
+    scratch = build_from_config(make_config(backbone="tiny", vocab_size=8, embed_dim=4, units=4, tiny_width=2,
+                                            train_backbone=True), input_shape=(16, 16, 3))
+    assert stages(scratch, data, {"epochs": 3, "lr": 0.01})[0].freeze is None

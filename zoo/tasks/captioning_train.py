@@ -186,7 +186,7 @@ def stages(model, data: TaskData, options: dict):
     epochs, lr = int(options.get("epochs", 10)), float(options.get("lr", 1e-3))
     if data.extras.get("cached") or model.name == "decoder":
         return [Stage("decoder", epochs, lr, freeze=None)]  # the decoder alone, on cached features
-    if model.get_layer("encoder").trainable:
+    if model.get_layer("encoder").trainable_weights:
         return [Stage("train", epochs, lr, freeze=None)]  # everything, batch norm included
     # Frozen encoder without a cache (multi-worker, --cache-features off): freeze up to its last layer.
     return [Stage("decoder", epochs, lr, freeze={"until": "encoder_pool", "bn": "frozen"})]
