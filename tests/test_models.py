@@ -1,4 +1,4 @@
-"""Model features beyond the registry loop: GoogLeNet aux heads, keras-style functions, ResNet styles, safe-mode reload."""
+"""Model features beyond the registry loop: GoogLeNet aux heads, keras-style functions, ResNet styles."""
 
 import inspect
 
@@ -9,8 +9,8 @@ import pytest
 def test_googlenet_aux_classifiers_are_extra_outputs():
     import zoo
 
-    model = zoo.build("googlenet", aux_logits=True, input_shape=(64, 64, 3), num_classes=4)
-    outs = model(np.zeros((2, 64, 64, 3), "float32"))
+    model = zoo.build("googlenet", aux_logits=True, input_shape=(32, 32, 3), num_classes=4)
+    outs = model(np.zeros((2, 32, 32, 3), "float32"))
     assert [tuple(o.shape) for o in outs] == [(2, 4)] * 3
     names = {w.path.split("/")[0] for w in model.trainable_weights}
     assert {"aux1_fc2", "aux2_fc2", "aux1_conv_conv", "predictions"} <= names
@@ -50,14 +50,3 @@ def test_resnet_styles_differ_where_documented():
     # Default preprocessing follows the style's weights: torchvision "torch", keras "caffe".
     assert torch_style.get_layer("preprocess").mode == "torch"
     assert keras_style.get_layer("preprocess").mode == "caffe"
-
-
-def test_saved_model_reloads_in_safe_mode(tmp_path):
-    import zoo
-
-    model = zoo.build("googlenet", input_shape=(32, 32, 3), num_classes=2)
-    x = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
-    from zoo.modeldir import load_model, save_model
-
-    loaded = load_model(save_model(model, tmp_path / "g.keras"))
-    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-5)

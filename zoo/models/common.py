@@ -53,7 +53,8 @@ def _vector(values: Any, key: str) -> list[float]:
     try:
         return [float(v) for v in values]
     except (TypeError, ValueError):
-        raise UsageError(f"Preprocessing `{key}` must be a number or a list of numbers. Received: {key}={values!r}.") from None
+        raise UsageError(f"Preprocessing `{key}` must be a number or a list of numbers. "
+                         f"Received: {key}={values!r}.") from None
 
 
 def check_preprocessing_channels(config: dict[str, Any], channels: int) -> None:
@@ -169,11 +170,11 @@ def model_input(input_shape: tuple[int, int, int], *, include_preprocessing: boo
                 preprocessing: dict[str, Any] | str | None, default_preprocessing: str, input_tensor=None):
     """(inputs, x, config): the Keras input and the tensor after the optional Preprocess layer."""
     if input_tensor is None:
-        inputs = keras.Input(shape=input_shape, name="input")
+        inputs = keras.Input(shape=input_shape)  # Keras's unique default name: two zoo models can share a graph
     elif keras.backend.is_keras_tensor(input_tensor):
         inputs = input_tensor
     else:
-        inputs = keras.Input(tensor=input_tensor, shape=input_shape, name="input")
+        inputs = keras.Input(tensor=input_tensor, shape=input_shape)
     config = None
     x = inputs
     if include_preprocessing:
@@ -221,8 +222,8 @@ def feature_model(model, layers: dict[str, str], *, name: str | None = None):
     """A model with the same inputs whose output is {key: output of layer name}, in the given order."""
     missing = [layer for layer in layers.values() if layer not in {lyr.name for lyr in model.layers}]
     if missing:
-        raise UsageError(f"Model {model.name!r} has no layer {missing[0]!r} for its feature maps; "
-                         f"build it with zoo.build(..., include_top=False) or the family's builder.")
+        raise UsageError(f"Model {model.name!r} has no layer {missing[0]!r} for its feature maps. "
+                         f"Pass a model built by zoo.build (or the family's builder) for this family.")
     outputs = {key: model.get_layer(layer).output for key, layer in layers.items()}
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     return keras.Model(inputs, outputs, name=name or f"{model.name}_features")

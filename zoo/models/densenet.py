@@ -60,7 +60,8 @@ def transition_block(x, cfg: DenseNetConfig, *, name: str):
 
 def build(variant: str = "densenet121", *, num_classes: int | None = 1000, input_shape=None,
           include_top: bool = True, include_preprocessing: bool = True, preprocessing=None,
-          classifier_activation="softmax", pooling: str | None = None, input_tensor=None, name: str | None = None, **options) -> keras.Model:
+          classifier_activation="softmax", pooling: str | None = None, input_tensor=None, name: str | None = None,
+          **options) -> keras.Model:
     """DenseNet `variant` ("densenet121", "densenet169", "densenet201")."""
     cfg = common.make_options(DenseNetConfig, options, arch=variant, base=VARIANTS[variant])
     num_classes = common.check_classes(num_classes, include_top=include_top)
