@@ -109,10 +109,13 @@ def _parse_coco(path: Path, counts: dict) -> list[tuple[str, str, int]]:
                         f"Give a COCO captions file with 'images' and 'annotations'.") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) or not isinstance(doc.get("annotations"), list):
         raise DataError(f"{path.name} must be a COCO captions JSON object with 'images' and 'annotations' lists.")
-    names = {img.get("id"): img.get("file_name") for img in doc["images"] if isinstance(img, dict)}
+    # ids are numbers or strings; a list or object there (unhashable) makes the row bad, not the run
+    names = {img["id"]: img.get("file_name") for img in doc["images"]
+             if isinstance(img, dict) and isinstance(img.get("id"), (int, str))}
     rows = []
     for number, ann in enumerate(doc["annotations"], 1):
-        if not isinstance(ann, dict) or ann.get("image_id") not in names or not isinstance(ann.get("caption", ""), str):
+        if (not isinstance(ann, dict) or not isinstance(ann.get("image_id"), (int, str)) or ann["image_id"] not in names
+                or not isinstance(ann.get("caption", ""), str)):
             counts["bad_lines"].append(number)
             continue
         rows.append((str(names[ann["image_id"]]), ann.get("caption", ""), number))
