@@ -77,6 +77,19 @@ def scan(data: str | os.PathLike, *, role: str = "DATA") -> Index:
 
 
 def _scan_csv(path: Path, *, role: str) -> Index:
+    try:
+        rows = _csv_rows(path, role=role)
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{role} CSV {path} is not UTF-8 ({exc.reason} at byte {exc.start}). "
+                         f"Save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`).") from None
+    except csv.Error as exc:
+        raise UsageError(f"{role} CSV {path} cannot be read as CSV ({exc}). Expected lines `path,label`.") from None
+    if not rows:
+        raise UsageError(f"{role} CSV {path} lists no images. Expected lines `path,label`.")
+    return _index_from_rows(path, rows, role=role)
+
+
+def _csv_rows(path: Path, *, role: str) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     with open(path, newline="", encoding="utf-8") as fh:
         for n, row in enumerate(csv.reader(fh)):
@@ -87,8 +100,10 @@ def _scan_csv(path: Path, *, role: str) -> Index:
             if n == 0 and row[0].strip().lower() in ("path", "image", "file", "filename"):
                 continue  # header
             rows.append((row[0].strip(), row[1].strip()))
-    if not rows:
-        raise UsageError(f"{role} CSV {path} lists no images. Expected lines `path,label`.")
+    return rows
+
+
+def _index_from_rows(path: Path, rows: list[tuple[str, str]], *, role: str) -> Index:
     classes = sorted({label for _, label in rows})
     if len(classes) < 2:
         raise UsageError(f"Classification needs at least 2 classes; {role} CSV {path} has {len(classes)} "
