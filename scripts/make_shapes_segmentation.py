@@ -57,7 +57,7 @@ def draw_pair(rng: np.random.Generator, *, size: int, max_objects: int = 3, min_
 
 
 def make_shapes(out: str | Path, *, images: int = 200, size: int = 96, seed: int = 0, max_objects: int = 3,
-                shapes: int = 3) -> Path:
+                shapes: int = 3, min_frac: float = 0.25, max_frac: float = 0.5) -> Path:
     """Write a seeded synthetic segmentation dataset (images/ + masks/ + classes.txt) to `out`;
     `shapes` < 3 keeps only the first classes (square, circle) for smaller tests."""
     if not 1 <= shapes <= len(CLASSES) - 1:
@@ -72,7 +72,8 @@ def make_shapes(out: str | Path, *, images: int = 200, size: int = 96, seed: int
     (out / "classes.txt").write_text("\n".join(CLASSES[: shapes + 1]) + "\n", encoding="utf-8")
     rng = np.random.default_rng(seed)
     for i in range(images):
-        image, mask = draw_pair(rng, size=size, max_objects=max_objects, shapes=shapes)
+        image, mask = draw_pair(rng, size=size, max_objects=max_objects, shapes=shapes, min_frac=min_frac,
+                                max_frac=max_frac)
         Image.fromarray(image).save(out / "images" / f"{i:06d}.png")
         write_mask(out / "masks" / f"{i:06d}.png", mask)
     return out

@@ -130,34 +130,25 @@ def test_bad_options_raise_usage_errors():
 
 
 @pytest.mark.slow
-def test_fcn8s_vgg16_has_the_papers_134m_parameters():
-    import zoo
-
-    pytest.importorskip("zoo.models.vgg", reason="needs the vgg backbone")
-    model = zoo.build("fcn8s", input_shape=(64, 64, 3))
-    # VGG16 convs 14,714,688 + fc6 102,764,544 + fc7 16,781,312 + scores 102,207 + deconvs 127,008.
-    assert model.count_params() == 134_489_759
-    assert zoo.info("fcn8s")["params"] == model.count_params()
-    assert model.get_layer("fc6").kernel.shape == (7, 7, 512, 4096)
-
-
-@pytest.mark.slow
-def test_vgg16_classifier_initialises_fc6_fc7():
+def test_fcn8s_vgg16_has_134m_parameters_and_fc6_fc7_from_the_classifier():
     import keras
 
     import zoo
     from zoo.models.fcn import load_vgg_classifier
 
     pytest.importorskip("zoo.models.vgg", reason="needs the vgg backbone")
+    fcn = zoo.build("fcn8s", input_shape=(224, 224, 3))
+    # VGG16 convs 14,714,688 + fc6 102,764,544 + fc7 16,781,312 + scores 102,207 + deconvs 127,008.
+    assert fcn.count_params() == 134_489_759 == zoo.info("fcn8s")["params"]
+    assert fcn.get_layer("fc6").kernel.shape == (7, 7, 512, 4096)
     vgg = zoo.build("vgg16", classifier_activation=None)
-    fcn = zoo.build("fcn32s", input_shape=(224, 224, 3))
     load_vgg_classifier(fcn, vgg)
-    x = np.random.default_rng(0).uniform(0, 255, size=(1, 224, 224, 3)).astype("float32")
-    # Same conv weights, so pool5 matches; at the centre of the 7x7 map fc6 sees the whole map, like fc1.
     backbone = [layer for layer in fcn.layers if isinstance(layer, keras.Model)][0]
-    for src in backbone.layers:
+    for src in backbone.layers:  # same conv weights, so pool5 matches
         if src.weights:
             vgg.get_layer(src.name).set_weights(src.get_weights())
+    x = np.random.default_rng(0).uniform(0, 255, size=(1, 224, 224, 3)).astype("float32")
+    # At the centre of the 7x7 pool5 map, fc6 (7x7, same padding) sees the whole map, as fc1 does.
     fc7 = keras.Model(fcn.inputs[0], fcn.get_layer("fc7").output)(x).numpy()[0, 3, 3]
     ref = keras.Model(vgg.inputs[0], vgg.get_layer("fc2").output)(x).numpy()[0]
     np.testing.assert_allclose(fc7, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())

@@ -243,7 +243,9 @@ def test_generator_is_seeded_and_masks_are_exact(tmp_path):
 # --------------------------------------------------------------------------- predict side
 
 
-def test_postprocess_gives_masks_at_the_original_size(tmp_path):
+def test_postprocess_gives_masks_at_the_original_size(tmp_path, monkeypatch):
+    import tempfile
+
     from PIL import Image
 
     from zoo.data.segmentation import read_mask, voc_palette
@@ -258,7 +260,12 @@ def test_postprocess_gives_masks_at_the_original_size(tmp_path):
     scores[0, :, 4:, 1] = 2  # right half: square
     scores[1, :2, :, 2] = 2  # top quarter: circle
     options: dict = {"save_dir": None}
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     recs = TASK.postprocess(scores, [info, {"orig_size": (5, 7)}], meta, options)
+    # Without a save dir: one fresh temporary folder per run, one file per image.
+    assert Path(recs[0]["mask"]).parent == Path(recs[1]["mask"]).parent
+    assert Path(recs[0]["mask"]).parent.name.startswith("zoo-masks-") and recs[0]["mask"] != recs[1]["mask"]
     m0 = read_mask(recs[0]["mask"])
     assert m0.shape == (30, 50) and (m0[:, :25] == 0).all() and (m0[:, 25:] == 1).all()
     assert recs[0]["classes"] == {"background": 0.5, "square": 0.5}
@@ -267,12 +274,14 @@ def test_postprocess_gives_masks_at_the_original_size(tmp_path):
     with Image.open(recs[0]["mask"]) as png:
         assert png.mode == "P" and png.getpalette()[3:6] == list(voc_palette()[1])
     # With a save dir: <stem>_mask.png and <stem>_overlay.png next to it.
-    options = {"save_dir": tmp_path}
+    out = tmp_path / "out"
+    out.mkdir()
+    options = {"save_dir": out}
     rec = {"source": "dir/cat.jpg", "ok": True, **TASK.postprocess(scores[:1], [info], meta, options)[0]}
-    TASK.save(rec, image + 50, meta, tmp_path)
-    assert rec["mask"] == str(tmp_path / "cat_mask.png") and (tmp_path / "cat_overlay.png").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat_mask.png", "cat_overlay.png"]
-    with Image.open(tmp_path / "cat_overlay.png") as png:
+    TASK.save(rec, image + 50, meta, out)
+    assert rec["mask"] == str(out / "cat_mask.png") and (out / "cat_overlay.png").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["cat_mask.png", "cat_overlay.png"]
+    with Image.open(out / "cat_overlay.png") as png:
         overlay = np.asarray(png.convert("RGB"))
     assert overlay.shape[0] >= 30 and (overlay[-1, -1] != overlay[-1, 0]).any()  # right half tinted
 
