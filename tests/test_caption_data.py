@@ -99,3 +99,14 @@ def test_split_is_by_image_and_seeded():
     assert len(val) == 5 and len(train) == 15
     assert not {p for p, _ in train} & {p for p, _ in val}
     assert split(items, val_split=0.25, seed=1) == (train, val)
+
+
+def test_unreadable_images_are_skipped_and_reported(tmp_path):
+    from zoo.data.captioning import load_images
+
+    data = _folder(tmp_path, b"a.png#0\tred\nb.png#0\tred\n")
+    (data / "images" / "b.png").write_bytes(b"not a png at all")
+    items = read_captions(data).items
+    images, kept, errors = load_images([p for p, _ in items], size=(16, 12))
+    assert images.shape == (1, 16, 12, 3) and images.dtype.name == "uint8"
+    assert kept == [0] and list(errors) == [str(data / "images" / "b.png")]
