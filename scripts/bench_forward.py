@@ -7,6 +7,9 @@ speedup is the median of the per-round ratios.
 
     zoo          zoo.build(name) -> zoo.inference_model -> one tf.function (fixed signature), as
                  `zoo predict` / `zoo bench` run it; zoo's models also carry their preprocessing.
+                 For resnet50 this is style="keras" (v1), the same network as keras.applications'.
+    zoo_tv       resnet50 in zoo's default torchvision style (v1.5), the same network as
+                 torchvision's: the speedup over torchvision is measured against this one.
     zoo_plain    the same zoo model without inference_model, same runner (--variants).
     zoo_xla      the inference copy under tf.function(jit_compile=True) (--variants).
     zoo_predict  the inference copy through model.predict (--variants).
@@ -39,6 +42,9 @@ import time
 KERAS_APPS = {"resnet50": "ResNet50", "densenet121": "DenseNet121", "vgg16": "VGG16"}
 TORCHVISION = {"resnet50": "resnet50", "densenet121": "densenet121", "vgg16": "vgg16", "googlenet": "googlenet"}
 DEFAULT_MODELS = ["resnet50", "densenet121", "vgg16", "googlenet", "yolo_lite"]
+# The zoo network that is the same architecture as keras.applications' (ResNet-50 v1, stride in the
+# 1x1), and the one that is torchvision's (v1.5, zoo's default): each pair compares like with like.
+ZOO_AS_KERAS = {"resnet50": {"style": "keras"}}
 
 
 # --------------------------------------------------------------------------- torch worker
@@ -73,8 +79,11 @@ def torch_worker(threads: int) -> None:
 
 class TorchContender:
     def __init__(self, python: str, threads: int):
+        # Passive OpenMP waiting: on a shared machine spinning threads stall each other and make
+        # torch several times slower, which would flatter zoo. On a quiet machine it changes little.
+        env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
         self.proc = subprocess.Popen([python, os.path.abspath(__file__), "--torch-worker", "--threads", str(threads)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.info = self._read()
 
     def _read(self) -> dict:
@@ -133,9 +142,11 @@ def tf_contenders(name: str, batch: int, *, variants: list[str]) -> dict:
         return _timed(lambda: model.predict(xn, batch_size=batch, verbose=0))
 
     out = {}
-    built = zoo.build(name)
+    built = zoo.build(name, **ZOO_AS_KERAS.get(name, {}))
     fast = zoo.inference_model(built)
     out["zoo"] = runner(fast)
+    if name in ZOO_AS_KERAS and "torchvision" in variants:
+        out["zoo_tv"] = runner(zoo.inference_model(zoo.build(name)))
     if "zoo_plain" in variants:
         out["zoo_plain"] = runner(built)
     if "zoo_xla" in variants:
@@ -172,11 +183,12 @@ def summarise(name: str, batch: int, times: dict[str, list[tuple[float, float]]]
     for n, ts in times.items():
         row[f"{n}_img_s"] = round(batch / statistics.median(w for w, _ in ts), 2)
         row[f"{n}_cpu_ms"] = round(1000 * statistics.median(c for _, c in ts) / batch, 1)
-    zoo_times = times["zoo"]
     for n, ts in times.items():
-        if n != "zoo":
-            row[f"speedup_vs_{n}"] = round(statistics.median(o[0] / z[0] for z, o in zip(zoo_times, ts)), 3)
-            row[f"cpu_speedup_vs_{n}"] = round(row[f"{n}_cpu_ms"] / row["zoo_cpu_ms"], 3)
+        if n in ("zoo", "zoo_tv"):
+            continue
+        ref = "zoo_tv" if n == "torchvision" and "zoo_tv" in times else "zoo"
+        row[f"speedup_vs_{n}"] = round(statistics.median(o[0] / z[0] for z, o in zip(times[ref], ts)), 3)
+        row[f"cpu_speedup_vs_{n}"] = round(row[f"{n}_cpu_ms"] / row[f"{ref}_cpu_ms"], 3)
     return row
 
 
@@ -211,7 +223,7 @@ def extras(models: list[str]) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     """Markdown: img/s (median wall) per contender, then zoo's speedups as wall / CPU-time ratios."""
-    cols = ["zoo", "zoo_plain", "zoo_xla", "zoo_predict", "keras", "keras_predict", "torchvision"]
+    cols = ["zoo", "zoo_tv", "zoo_plain", "zoo_xla", "zoo_predict", "keras", "keras_predict", "torchvision"]
     present = [c for c in cols if any(f"{c}_img_s" in r for r in rows)]
     versus = [c for c in ("keras", "keras_predict", "torchvision") if c in present]
     head = ("| model | batch | " + " | ".join(f"{c} img/s" for c in present) + " | "
@@ -275,10 +287,12 @@ def main() -> None:
     try:
         for name in args.models.split(","):
             for batch in (int(b) for b in args.batch_sizes.split(",")):
-                contenders = tf_contenders(name, batch, variants=args.variants.split(","))
+                contenders = tf_contenders(name, batch, variants=args.variants.split(",") + ["torchvision"] * (torch is not None))
                 if torch is not None and name in TORCHVISION:
                     torch.prepare(TORCHVISION[name], batch)
                     contenders["torchvision"] = torch
+                else:
+                    contenders.pop("zoo_tv", None)
                 rounds = args.repeats * (4 if batch == 1 else 1)
                 rows.append(summarise(name, batch, measure(contenders, rounds=rounds)))
                 print(json.dumps(rows[-1]), flush=True)
