@@ -121,6 +121,10 @@ def validate_row(origin: str, key: str, row: dict[str, Any]) -> None:
         unknown = set(notop) - {"urls", "file", "sha256", "md5", "sha256_prefix", "pin", "size", "filename"}
         if unknown:
             _fail(origin, key, f"unknown field(s) in `notop`: {', '.join(sorted(unknown))}.")
+        for name, value in notop.items():  # the same types as in the row itself
+            types, _ = SCHEMA[name]
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                _fail(origin, key, f"`notop.{name}` must be of type {'/'.join(t.__name__ for t in types)}. Received: {value!r}.")
         _check_file_fields(origin, key, notop, part="notop")
     if row["classes"] < 1:
         _fail(origin, key, f"`classes` must be >= 1. Received: {row['classes']!r}.")
@@ -182,8 +186,8 @@ def _load(extra: str, home: str, home_mtime: int) -> dict[str, dict[str, Any]]:
         path = Path(part).expanduser()
         try:
             text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"ZOO_MANIFEST names {part}, which cannot be read ({exc.strerror}). "
+        except (OSError, UnicodeDecodeError) as exc:  # a binary or latin-1 file is unreadable too
+            raise UsageError(f"ZOO_MANIFEST names {part}, which cannot be read ({getattr(exc, 'strerror', None) or exc}). "
                              f"Fix the path or unset ZOO_MANIFEST.") from None
         # User rows override shipped ones with the same arch.tag: a local mirror wins.
         rows.update(_parse(str(path), text))
