@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from zoo.errors import UsageError
 
 def fuzz(n: int) -> settings:
     """n cases, no deadline (shared CI cores), reproducible, no example database in the checkout."""
-    return settings(max_examples=n, deadline=None, derandomize=True, database=None,
+    scale = float(os.environ.get("ZOO_FUZZ_SCALE", "1"))  # e.g. 20 for a deep nightly run
+    return settings(max_examples=max(1, int(n * scale)), deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
 
 
