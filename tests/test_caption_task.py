@@ -148,3 +148,18 @@ def test_stages_keep_a_frozen_encoder_frozen_without_a_cache():
     scratch = build_from_config(make_config(backbone="tiny", vocab_size=8, embed_dim=4, units=4, tiny_width=2,
                                             train_backbone=True), input_shape=(16, 16, 3))
     assert stages(scratch, data, {"epochs": 3, "lr": 0.01})[0].freeze is None
+
+
+def test_vocabulary_must_match_the_softmax(trained):
+    import zoo
+    from zoo.modeldir import attach_meta, get_meta
+
+    root, _ = trained
+    model = zoo.load_model(root / "model")
+    meta = get_meta(model)
+    attach_meta(model, {**meta, "vocabulary": meta["vocabulary"][:-1]})
+    with pytest.raises(UsageError, match="softmax has"):
+        zoo.predict([np.zeros((32, 32, 3), np.uint8)], model=model)
+    attach_meta(model, {**meta, "vocabulary": ["<start>", "", "[UNK]", "<end>"] + meta["vocabulary"][4:]})
+    with pytest.raises(UsageError, match="must start with"):
+        zoo.predict([np.zeros((32, 32, 3), np.uint8)], model=model)

@@ -42,6 +42,18 @@ def decoding_options(meta: dict, options: dict | None) -> dict[str, Any]:
     return {"beam_size": beam, "max_length": length, "alpha": alpha}
 
 
+def check_model_vocabulary(model, vocab) -> list[str]:
+    """The metadata's vocabulary must have the specials first and one word per softmax unit."""
+    from zoo.tasks.captioning_text import check_vocabulary
+
+    vocab = check_vocabulary(vocab)
+    units = int(model.get_layer("decoder").get_layer("logits").units)
+    if units != len(vocab):
+        raise UsageError(f"metadata.json holds {len(vocab)} vocabulary words but the model's softmax has {units}. "
+                         f"Keep model.keras and metadata.json of the same `zoo finetune` run together.")
+    return vocab
+
+
 class CaptioningTask:
     name = "captioning"
 
@@ -62,6 +74,7 @@ class CaptioningTask:
         if not vocab:
             raise UsageError("This show_and_tell model has no vocabulary: it was not trained. Train it with "
                              "`zoo finetune show_and_tell DATA --out DIR` and predict with --model DIR.")
+        check_model_vocabulary(model, vocab)
         return generate(model, batch, vocab=vocab, **decoding_options(meta, options))
 
     def postprocess(self, outputs: Any, infos: list[dict], meta: dict, options: dict) -> list[dict]:
