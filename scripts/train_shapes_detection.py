@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--augment", default="light", choices=["none", "light", "strong"])
     parser.add_argument("--opt", action="append", default=[], help="task option key=value (e.g. lambda_coord=5)")
     args = parser.parse_args()
-    task_options = {k: float(v) for k, v in (item.split("=", 1) for item in args.opt)}
+    task_options = {k: (v if k == "xy_loss" else float(v)) for k, v in (item.split("=", 1) for item in args.opt)}
     with tempfile.TemporaryDirectory() as tmp:
         result = train_and_evaluate(Path(tmp), images=args.images, val_images=args.val_images, size=args.size,
                                     epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,

@@ -124,13 +124,14 @@ def test_kmeans_fewer_distinct_boxes_than_k_and_no_boxes():
         kmeans_anchors(np.zeros((0, 2)), 5)
 
 
-def test_loss_is_zero_at_a_perfect_prediction_and_positive_otherwise():
+@pytest.mark.parametrize("xy_loss", ["bce", "mse"])
+def test_loss_is_zero_at_a_perfect_prediction_and_positive_otherwise(xy_loss):
     from zoo.tasks.detection_loss import YOLOLoss
 
     boxes = np.array([[0.10, 0.12, 0.22, 0.20], [0.40, 0.35, 0.75, 0.62]])
     targets = encode_targets(boxes, np.array([2, 0]), ANCHORS, grid=7)[None]
     raw = raw_from_targets(targets[0], ANCHORS, num_classes=3, confidence=30.0)[None]
-    loss = YOLOLoss(ANCHORS, 3)
+    loss = YOLOLoss(ANCHORS, 3, xy_loss=xy_loss)
     assert float(loss(targets, raw)) < 1e-5
     wrong_class = raw.copy().reshape(1, 7, 7, 3, 8)
     wrong_class[..., 5:] = wrong_class[..., [6, 7, 5]]

@@ -226,3 +226,24 @@ def test_colour_jitter_changes_colours_not_shape():
     image, _ = _drawn()
     out = colour_jitter(image, np.random.default_rng(1), strength=0.4)
     assert out.shape == image.shape and out.dtype == np.uint8 and not np.array_equal(out, image)
+
+
+def test_mosaic_boxes_hold_their_objects():
+    from zoo.data.detection import mosaic
+
+    rng = np.random.default_rng(0)
+    items = [(*_drawn(box=(5 + 5 * k, 8, 25 + 5 * k, 30)), np.array([k])) for k in range(4)]
+    seen = set()
+    for _ in range(10):
+        out, boxes, classes = mosaic(items, 64, rng)
+        assert out.shape == (64, 64, 3) and len(boxes) == len(classes)
+        white = out[..., 0] > 128
+        covered = np.zeros_like(white)
+        for x0, y0, x1, y1 in np.round(boxes).astype(int):
+            assert white[y0:y1, x0:x1].mean() > 0.85  # each box is on its (white) object
+            covered[y0:y1, x0:x1] = True
+        # every object has its box unless less than 35% of it is visible: at most 4 such remnants of
+        # an object of at most (20 x 22) * (64 / 60 * 1.25)^2 pixels
+        assert white[~covered].sum() <= 4 * 0.35 * 20 * 22 * (64 / 60 * 1.25) ** 2
+        seen.update(classes.tolist())
+    assert seen == {0, 1, 2, 3}

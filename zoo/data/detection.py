@@ -438,9 +438,16 @@ def jitter_letterbox(image: np.ndarray, boxes: np.ndarray, size: int, rng: np.ra
     return np.asarray(canvas, dtype=np.uint8), clipped[keep], keep
 
 
-def colour_jitter(image: np.ndarray, rng: np.random.Generator, *, strength: float = 0.3) -> np.ndarray:
-    """Random brightness, contrast and saturation, each in 1 +- strength."""
+def colour_jitter(image: np.ndarray, rng: np.random.Generator, *, strength: float = 0.3, hue: float = 0.0) -> np.ndarray:
+    """Random brightness, contrast and saturation, each in 1 +- strength, and a hue turn of up to
+    +- `hue` of the colour circle (a rotation of the YIQ chroma plane)."""
     x = image.astype(np.float32)
+    if hue > 0:
+        angle = rng.uniform(-hue, hue) * 2 * np.pi
+        c, s = np.cos(angle), np.sin(angle)
+        to_yiq = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32)
+        turn = np.array([[1, 0, 0], [0, c, -s], [0, s, c]], np.float32)
+        x = x @ (np.linalg.inv(to_yiq) @ turn @ to_yiq).T.astype(np.float32)
     gray = x @ np.array([0.299, 0.587, 0.114], np.float32)
     x = gray[..., None] + (x - gray[..., None]) * rng.uniform(1 - strength, 1 + strength)  # saturation
     x = x.mean() + (x - x.mean()) * rng.uniform(1 - strength, 1 + strength)  # contrast
@@ -448,20 +455,55 @@ def colour_jitter(image: np.ndarray, rng: np.random.Generator, *, strength: floa
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
+# level -> (scale jitter, shift, colour strength, hue turn)
+LEVELS = {"light": (0.25, 0.1, 0.2, 0.015), "strong": (0.4, 0.2, 0.4, 0.5)}
+
+
+def _view(image, boxes, classes, size, rng, level):
+    scale, shift, _, _ = LEVELS[level]
+    if rng.random() < 0.5:
+        image, boxes = hflip(image, boxes)
+    out, boxes, keep = jitter_letterbox(image, boxes, size, rng, scale=scale, translate=shift)
+    return out, boxes, np.asarray(classes)[keep]
+
+
 def augment(image: np.ndarray, boxes: np.ndarray, classes: np.ndarray, size: int, rng: np.random.Generator, *,
-            level: str = "light") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            level: str = "light", others: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training view of one sample: (image size x size x 3 uint8, boxes in its pixels, classes).
 
     level "none": the plain letterbox of prediction; "light": flip + jitter (+-25% scale, +-10%
-    shift) + colour 0.2; "strong": +-40% scale, +-20% shift, colour 0.4.
+    shift) + colour 0.2 with a small hue turn; "strong": +-40% scale, +-20% shift, colour 0.4, any
+    hue. With `others` (three more (image, boxes, classes)), a mosaic of the four (YOLOv4).
     """
     if level == "none":
         out, boxes, _ = letterbox(image, boxes, size)
         return out, boxes, np.asarray(classes)
-    strong = level == "strong"
-    if rng.random() < 0.5:
-        image, boxes = hflip(image, boxes)
-    out, boxes, keep = jitter_letterbox(image, boxes, size, rng, scale=0.4 if strong else 0.25,
-                                        translate=0.2 if strong else 0.1)
-    out = colour_jitter(out, rng, strength=0.4 if strong else 0.2)
-    return out, boxes, np.asarray(classes)[keep]
+    if others:
+        out, boxes, classes = mosaic([(image, boxes, classes), *others[:3]], size, rng, level=level)
+    else:
+        out, boxes, classes = _view(image, boxes, classes, size, rng, level)
+    _, _, strength, hue = LEVELS[level]
+    return colour_jitter(out, rng, strength=strength, hue=hue), boxes, classes
+
+
+def mosaic(items: list, size: int, rng: np.random.Generator, *, level: str = "light",
+           min_visible: float = 0.35) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Four jittered views tiled 2 x 2 on a (2 size)^2 canvas, then a size x size window around a random
+    centre: objects keep their scale but meet new neighbours, positions and partial views."""
+    canvas = np.full((2 * size, 2 * size, 3), 114, np.uint8)
+    all_boxes, all_classes = [], []
+    for k, (image, boxes, classes) in enumerate(items[:4]):
+        view, vboxes, vclasses = _view(image, boxes, classes, size, rng, level)
+        oy, ox = (k // 2) * size, (k % 2) * size
+        canvas[oy:oy + size, ox:ox + size] = view
+        all_boxes.append(vboxes.reshape(-1, 4) + np.array([ox, oy, ox, oy], np.float32))
+        all_classes.append(np.asarray(vclasses).reshape(-1))
+    x0, y0 = (int(v) for v in rng.integers(0, size + 1, 2))  # window centre in [size/2, 3 size/2]
+    out = canvas[y0:y0 + size, x0:x0 + size]
+    boxes = np.concatenate(all_boxes) - np.array([x0, y0, x0, y0], np.float32)
+    classes = np.concatenate(all_classes)
+    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    clipped = boxes.clip(0, size)
+    visible = np.prod(np.clip(clipped[:, 2:] - clipped[:, :2], 0, None), axis=1)
+    keep = (visible >= min_visible * np.maximum(area, 1e-9)) & (visible > 1.0)
+    return np.ascontiguousarray(out), clipped[keep], classes[keep]

@@ -1,7 +1,8 @@
 """The YOLOv2 loss in keras.ops (any Keras backend), for targets from detection_boxes.encode_targets.
 
 Per image, summed over anchor slots (Redmon & Farhadi 2016; objectness and classes as in YOLOv3):
-  coordinates  (object slots)   lambda_coord * (2 - w*h) * [(sigmoid(txy) - offset)^2 + (twh - log(wh/anchor))^2]
+  coordinates  (object slots)   lambda_coord * (2 - w*h) * [xy(txy, offset) + (twh - log(wh/anchor))^2], xy being
+                                (sigmoid(txy) - offset)^2 (default, as darknet) or BCE(sigmoid(txy), offset) - H(offset)
   objectness   (object slots)   lambda_obj   * BCE(to, 1)
   no object    (other slots)    lambda_noobj * BCE(to, 0), skipped where the predicted box already
                                 overlaps a true box by more than `ignore_thresh` IoU
@@ -20,7 +21,7 @@ class YOLOLoss(keras.losses.Loss):
 
     def __init__(self, anchors, num_classes: int, *, ignore_thresh: float = 0.6, lambda_coord: float = 1.0,
                  lambda_obj: float = 1.0, lambda_noobj: float = 1.0, lambda_class: float = 1.0,
-                 name: str = "yolo_loss", **kwargs):
+                 xy_loss: str = "mse", name: str = "yolo_loss", **kwargs):
         super().__init__(name=name, **kwargs)
         self.anchors = [[float(w), float(h)] for w, h in anchors]
         self.num_classes = int(num_classes)
@@ -29,6 +30,9 @@ class YOLOLoss(keras.losses.Loss):
         self.lambda_obj = float(lambda_obj)
         self.lambda_noobj = float(lambda_noobj)
         self.lambda_class = float(lambda_class)
+        if xy_loss not in ("bce", "mse"):
+            raise ValueError(f"`xy_loss` must be 'bce' or 'mse'. Received: xy_loss={xy_loss!r}.")
+        self.xy_loss = xy_loss
 
     def call(self, y_true, y_pred):
         ops = keras.ops
@@ -52,7 +56,17 @@ class YOLOLoss(keras.losses.Loss):
         true_off = true_xy * grid - cell
         true_twh = ops.log(ops.maximum(true_wh, 1e-9) / anchors)
         scale = 2.0 - true_wh[..., 0] * true_wh[..., 1]
-        coord = ops.sum(ops.square(pred_off - true_off) + ops.square(pred_twh - true_twh), axis=-1)
+        if self.xy_loss == "bce":
+            # BCE on the sigmoid offsets minus the target's own entropy (zero at a perfect
+            # prediction): its gradient (p - t) does not vanish as MSE's p(1 - p)(p - t) does.
+            t_off = ops.clip(true_off, 0.0, 1.0)
+            logit_xy = t[..., 0:2]
+            bce = ops.softplus(logit_xy) - t_off * logit_xy
+            entropy = -(t_off * ops.log(ops.maximum(t_off, 1e-7)) + (1 - t_off) * ops.log(ops.maximum(1 - t_off, 1e-7)))
+            xy = bce - entropy
+        else:
+            xy = ops.square(pred_off - true_off)
+        coord = ops.sum(xy + ops.square(pred_twh - true_twh), axis=-1)
         coord = self.lambda_coord * ops.sum(ops.reshape(obj * scale * coord, (-1, grid_h * grid_w * a)), axis=1)
 
         # Ignore mask: best IoU of each predicted box with any true box of the same image.
@@ -85,4 +99,4 @@ class YOLOLoss(keras.losses.Loss):
     def get_config(self):
         return {**super().get_config(), "anchors": self.anchors, "num_classes": self.num_classes,
                 "ignore_thresh": self.ignore_thresh, "lambda_coord": self.lambda_coord, "lambda_obj": self.lambda_obj,
-                "lambda_noobj": self.lambda_noobj, "lambda_class": self.lambda_class}
+                "lambda_noobj": self.lambda_noobj, "lambda_class": self.lambda_class, "xy_loss": self.xy_loss}

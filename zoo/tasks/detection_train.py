@@ -2,8 +2,9 @@
 
 `options` is the trainer's dict (zoo/tasks/base.py). Detection reads from it input_shape (or
 image_size), batch_size, seed, val, val_split, augment, weights, backbone, and from
-`task_options` (`--opt key=value`): anchors (how many, default 5), backbone_weights,
-batch_norm, ignore_thresh, lambda_coord, lambda_obj, lambda_noobj, lambda_class, conf, iou, max_det.
+`task_options` (`--opt key=value`): anchors (how many, default 5), mosaic (probability, default 0.5), backbone_weights,
+batch_norm, obj_prior, ignore_thresh, lambda_coord, lambda_obj, lambda_noobj, lambda_class, xy_loss,
+conf, iou, max_det.
 """
 
 from __future__ import annotations
@@ -92,8 +93,10 @@ def normalised_wh(samples: Sequence[Sample], sizes: Sequence[tuple[int, int]]) -
 class _Loader:
     """Index -> (image float32 S x S x 3 in [0, 255], targets (g, g, A, 6)), run inside tf.numpy_function."""
 
-    def __init__(self, samples: list[Sample], anchors: np.ndarray, size: int, level: str, seed: int):
+    def __init__(self, samples: list[Sample], anchors: np.ndarray, size: int, level: str, seed: int,
+                 mosaic: float = 0.0):
         self.samples, self.anchors, self.size, self.level, self.seed = samples, anchors, size, level, seed
+        self.mosaic = mosaic if level != "none" and len(samples) >= 4 else 0.0
         self.grid = size // STRIDE
         self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.cached_bytes = 0
@@ -116,29 +119,37 @@ class _Loader:
                 self.cached_bytes += item[0].nbytes
         return item
 
+    def item(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        image, boxes = self.load(i)
+        classes = self.samples[i].classes
+        if len(boxes) != len(classes):  # a failed decode gave an empty sample
+            classes = classes[:0]
+        return image, boxes, classes
+
     def __call__(self, index) -> tuple[np.ndarray, np.ndarray]:
         i = int(index)
-        image, boxes = self.load(i)
         with self.lock:
             self.calls[i] += 1
             call = int(self.calls[i])
         # Seeded by (seed, sample, visit): the same views in every run, whatever the thread order.
         rng = np.random.default_rng([self.seed, i, call])
-        classes = self.samples[i].classes
-        if len(boxes) != len(classes):  # a failed decode gave an empty sample
-            classes = classes[:0]
-        out, boxes, classes = augment(image, boxes, classes, self.size, rng, level=self.level)
+        image, boxes, classes = self.item(i)
+        others = None
+        if self.mosaic and rng.random() < self.mosaic:
+            others = [self.item(int(j)) for j in rng.choice(len(self.samples), 3, replace=False)]
+        out, boxes, classes = augment(image, boxes, classes, self.size, rng, level=self.level, others=others)
         targets = encode_targets(boxes / self.size, classes, self.anchors, self.grid)
         return out.astype(np.float32), targets
 
 
 def make_dataset(samples: list[Sample], anchors, size: int, *, augment_level: str = "none", seed: int = 0,
-                 shuffle: bool = False):
-    """An unbatched tf.data.Dataset of (image, targets) for the YOLO loss."""
+                 shuffle: bool = False, mosaic: float = 0.0):
+    """An unbatched tf.data.Dataset of (image, targets) for the YOLO loss; `mosaic` is the probability
+    that a training view is a mosaic of four images."""
     import tensorflow as tf
 
     anchors = np.asarray(anchors, dtype=np.float64)
-    loader = _Loader(samples, anchors, size, augment_level, seed)
+    loader = _Loader(samples, anchors, size, augment_level, seed, mosaic)
     grid = size // STRIDE
     ds = tf.data.Dataset.range(len(samples))
     if shuffle:
@@ -177,7 +188,8 @@ def load_data(data, options: dict) -> TaskData:
     seed = int(options.get("seed", 0))
     level = options.get("augment", "light") or "none"
     return TaskData(
-        train=make_dataset(train, anchors, size, augment_level=level, seed=seed, shuffle=True),
+        train=make_dataset(train, anchors, size, augment_level=level, seed=seed, shuffle=True,
+                           mosaic=float(topts.get("mosaic", 0.5))),
         val=make_dataset(val, anchors, size, seed=seed) if val else None,
         labels=list(dataset.labels),
         summary=summary,
@@ -295,7 +307,8 @@ def loss(data: TaskData, options: dict):
 
     topts = _task_options(options)
     keys = ("ignore_thresh", "lambda_coord", "lambda_obj", "lambda_noobj", "lambda_class")
-    return YOLOLoss(data.extras["anchors"], len(data.labels), **{k: float(topts[k]) for k in keys if k in topts})
+    extra = {"xy_loss": str(topts["xy_loss"])} if "xy_loss" in topts else {}
+    return YOLOLoss(data.extras["anchors"], len(data.labels), **{k: float(topts[k]) for k in keys if k in topts}, **extra)
 
 
 def metrics(data: TaskData, options: dict) -> list:
