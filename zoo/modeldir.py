@@ -117,11 +117,13 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         return {}
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{meta_path} is not valid JSON ({exc}). Re-create the model directory with `zoo finetune`.") from None
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8 / JSON, 5000-digit numbers
+        raise UsageError(f"{meta_path} is not valid JSON ({' '.join(str(exc).split())[:200]}). Re-create the model directory with `zoo finetune`.") from None
     if not isinstance(meta, dict):
         raise UsageError(f"{meta_path} must hold a JSON object. Re-create the model directory with `zoo finetune`.")
-    return meta
+    from zoo.safety import check_meta
+
+    return check_meta(meta, meta_path)
 
 
 def custom_objects() -> dict[str, Any]:
@@ -151,5 +153,9 @@ def load_model(path: str | os.PathLike):
         model = keras.saving.load_model(model_file, custom_objects=custom_objects(), safe_mode=True)
     except ValueError as exc:
         raise UsageError(f"Cannot load {model_file}: {exc}") from None
-    attach_meta(model, read_meta(path))
+    meta = read_meta(path)
+    from zoo.safety import check_labels
+
+    check_labels(model, meta, path)
+    attach_meta(model, meta)
     return model
