@@ -225,8 +225,8 @@ def feature_model(model, layers: dict[str, str], *, name: str | None = None):
         raise UsageError(f"Model {model.name!r} has no layer {missing[0]!r} for its feature maps. "
                          f"Pass a model built by zoo.build (or the family's builder) for this family.")
     outputs = {key: model.get_layer(layer).output for key, layer in layers.items()}
-    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    return keras.Model(inputs, outputs, name=name or f"{model.name}_features")
+    # model.inputs (a list) as the heads of zoo.models.fcn / yolo_lite expect when they re-wire it.
+    return keras.Model(model.inputs, outputs, name=name or f"{model.name}_features")
 
 
 def keras_style(arch: str, *, weights, input_tensor, build: Callable[..., Any], **kwargs):
