@@ -145,3 +145,19 @@ def test_plain_http_only_for_loopback_or_when_allowed():
 def test_no_checksum_is_refused(server):
     with pytest.raises(WeightsError, match="without a checksum"):
         F.fetch([server.url("/w.h5")], filename="w.h5", progress=False)
+
+
+def test_progress_bar_goes_to_stderr_not_stdout(server, capsys):
+    F.fetch([server.url("/w.h5")], filename="w.h5", sha256=SHA, progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == ""  # stdout stays clean for the printed path
+
+
+def test_torch_hub_cache_file_is_reused(server, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    folder = tmp_path / "torch" / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "resnet-abcdef12.pth").write_bytes(DATA)
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    path = F.fetch([server.url("/w.h5")], filename="resnet-abcdef12.pth", sha256_prefix=SHA[:8], progress=False)
+    assert path == folder / "resnet-abcdef12.pth"

@@ -50,9 +50,13 @@ def cache_dir() -> Path:
 
 
 def keras_cache_dirs() -> list[Path]:
+    """Caches of other tools whose files zoo reuses when their checksum matches: Keras's
+    ($KERAS_HOME/models, ~/.keras/models) and torch.hub's ($TORCH_HOME/hub/checkpoints)."""
     home = os.environ.get("KERAS_HOME")
     dirs = [Path(home).expanduser() / "models"] if home else []
     dirs.append(Path("~/.keras/models").expanduser())
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "torch")
+    dirs.append(Path(torch_home).expanduser() / "hub" / "checkpoints")
     return list(dict.fromkeys(dirs))
 
 
@@ -154,10 +158,12 @@ def _progress(total: int | None, name: str, enabled: bool | None):
         enabled = sys.stderr.isatty()
     if not enabled:
         return None
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn, TimeRemainingColumn
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
+    # On stderr: stdout carries results (`zoo weights fetch` prints the path there).
     bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                   TimeRemainingColumn(), transient=True, console=None)
+                   TimeRemainingColumn(), transient=True, console=Console(stderr=True))
     bar.start()
     task = bar.add_task(name, total=total)
     return bar, task
