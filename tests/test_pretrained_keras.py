@@ -124,3 +124,15 @@ def test_missing_file_and_unknown_tag_are_usage_errors(tmp_path):
     bad.write_bytes(b"not a weights file at all")
     with pytest.raises(WeightsError, match="not a weights file"):
         zoo.build("lenet5", weights=str(bad))
+
+
+def test_weights_from_a_keras_model_archive(tmp_path):
+    """A .keras file (e.g. model.keras of a zoo model directory) gives its weights by path, never unpickled."""
+    from zoo.modeldir import save_model
+
+    src = zoo.build("lenet5", weights="fashion_mnist")
+    path = save_model(src, tmp_path / "model.keras")
+    assert detect_format(path) == "keras"
+    model = zoo.build("lenet5", weights=str(path), num_classes=4)
+    assert model._zoo_load_report.loaded == ["conv1", "conv2", "fc1", "fc2"]
+    np.testing.assert_array_equal(model.get_layer("conv2").get_weights()[0], src.get_layer("conv2").get_weights()[0])

@@ -27,9 +27,9 @@ def _keras3_dense_keys(f) -> list[str]:
 def head_classes(path: Path, fmt: str) -> int | None:
     """Output units of the classifier in the file, or None when the file has no head."""
     if fmt == "keras_legacy_h5":
-        import h5py
+        from zoo.pretrained.formats.keras_h5 import open_h5
 
-        with h5py.File(path, "r") as f:
+        with open_h5(path) as f:
             root = f["model_weights"] if "model_weights" in f else f
             names = [n.decode() if isinstance(n, bytes) else n for n in root.attrs["layer_names"]]
             if "predictions" not in names:
@@ -38,9 +38,9 @@ def head_classes(path: Path, fmt: str) -> int | None:
             weight_names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
             return int(group[weight_names[0]].shape[-1]) if weight_names else None
     if fmt == "keras":
-        import h5py
+        from zoo.pretrained.formats.keras_h5 import open_h5
 
-        with h5py.File(path, "r") as f:
+        with open_h5(path) as f:
             dense = _keras3_dense_keys(f)
             return int(f["layers"][dense[-1]]["vars"]["0"].shape[-1]) if dense else None
     if fmt == "safetensors":
@@ -60,9 +60,9 @@ def implied_options(family: str, path: Path, fmt: str) -> dict[str, Any]:
     """Options a zoo .weights.h5 needs, read from its tensors (a ResNet with conv biases is Keras's v1)."""
     if family != "resnet" or fmt != "keras":
         return {}
-    import h5py
+    from zoo.pretrained.formats.keras_h5 import open_h5
 
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         convs = [k for k in f["layers"] if re.fullmatch(r"conv2d(_\d+)?", k)]
         if not convs:
             return {}

@@ -36,7 +36,9 @@ def _hdf5_layout(path: Path) -> str:
 
 
 def detect_format(path: str | Path) -> str:
-    """"keras" | "keras_legacy_h5" | "safetensors" | "torch", read from the file's contents."""
+    """"keras" | "keras_legacy_h5" | "safetensors" | "torch", read from the file's contents.
+
+    "keras" covers zoo's .weights.h5 and the weights inside a .keras model archive."""
     path = Path(path)
     try:
         with open(path, "rb") as fh:
@@ -47,7 +49,15 @@ def detect_format(path: str | Path) -> str:
     if head.startswith(HDF5_SIGNATURE):
         return _hdf5_layout(path)
     if head.startswith(ZIP_SIGNATURE):
-        return "torch"  # torch.save's zip container (PyTorch >= 1.6)
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+        except zipfile.BadZipFile:
+            raise WeightsError(f"{path} is a damaged zip file. Download or save it again.") from None
+        # A Keras 3 .keras archive carries its weights as model.weights.h5 (the Keras 3 layout).
+        return "keras" if "model.weights.h5" in names else "torch"  # else torch.save's zip (PyTorch >= 1.6)
     if _is_safetensors(head, size):
         with open(path, "rb") as fh:
             (n,) = struct.unpack("<Q", fh.read(8))

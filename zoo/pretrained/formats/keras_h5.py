@@ -8,6 +8,21 @@ import numpy as np
 
 from zoo.errors import WeightsError
 
+KERAS_ARCHIVE_WEIGHTS = "model.weights.h5"  # the weights inside a Keras 3 .keras zip
+
+
+def open_h5(path: str | Path):
+    """h5py.File for a .h5 file, or for the weights inside a .keras archive (read in memory, never unpickled)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            return h5py.File(io.BytesIO(archive.read(KERAS_ARCHIVE_WEIGHTS)), "r")
+    return h5py.File(path, "r")
+
 
 def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
@@ -19,10 +34,8 @@ def read_legacy(path: str | Path) -> dict[str, list[np.ndarray]]:
 
     Keras 2 named some layers with a slash ("conv1/conv" in DenseNet); Keras 3 and zoo use "_".
     """
-    import h5py
-
     out: dict[str, list[np.ndarray]] = {}
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         root = f["model_weights"] if "model_weights" in f else f
         for layer_name in (_text(n) for n in root.attrs["layer_names"]):
             group = root[layer_name]
@@ -56,10 +69,8 @@ def keras3_keys(model) -> dict[str, object]:
 
 def read_keras3(path: str | Path) -> dict[str, list[np.ndarray]]:
     """Keras 3 layout: `layers/<class key>/vars/<i>`; keys as in `keras3_keys`."""
-    import h5py
-
     out: dict[str, list[np.ndarray]] = {}
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         if "layers" not in f:
             raise WeightsError(f"{path} has no 'layers' group: it was not written by a Keras 3 functional model.")
         for key, group in f["layers"].items():
