@@ -99,14 +99,10 @@ def _backbone(config: ShowAndTellConfig, input_shape, include_preprocessing: boo
         return _tiny_backbone(input_shape, width=config.tiny_width, include_preprocessing=include_preprocessing)
     from zoo.registry import build_backbone  # lazy: zoo.models imports nothing of the rest at import time
 
-    options = {"preprocessing": preprocessing} if preprocessing is not None and not config.backbone_weights else {}
-    try:
-        return build_backbone(config.backbone, weights=config.backbone_weights, input_shape=tuple(input_shape),
-                              include_preprocessing=include_preprocessing, **options)
-    except TypeError:
-        # A family whose builder takes no `preprocessing` keyword through build_backbone's options.
-        return build_backbone(config.backbone, weights=config.backbone_weights, input_shape=tuple(input_shape),
-                              include_preprocessing=include_preprocessing)
+    # The backbone carries the preprocessing of its weights (or its family's default).
+    del preprocessing
+    return build_backbone(config.backbone, weights=config.backbone_weights, input_shape=tuple(input_shape),
+                          include_preprocessing=include_preprocessing)
 
 
 def build_encoder(config: ShowAndTellConfig, *, input_shape, include_preprocessing: bool = True,
