@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import UsageError
+from zoo.errors import UsageError, ZooError
 
 MODEL_FILE = "model.keras"
 META_FILE = "metadata.json"
@@ -151,8 +151,15 @@ def load_model(path: str | os.PathLike):
         raise UsageError(f"{path} is neither a model directory nor a .keras file.")
     try:
         model = keras.saving.load_model(model_file, custom_objects=custom_objects(), safe_mode=True)
-    except ValueError as exc:
-        raise UsageError(f"Cannot load {model_file}: {exc}") from None
+    except ZooError:
+        raise
+    except Exception as exc:  # Keras raises ValueError, TypeError (unknown class), OSError, zip errors...
+        # one line, without the layer config Keras appends; a nested error says what actually failed
+        text = str(exc).rsplit("Exception encountered:", 1)[-1].split("Full object config")[0]
+        reason = " ".join(text.split())[:400]
+        raise UsageError(f"Cannot load {model_file} in safe mode ({type(exc).__name__}: {reason}). "
+                         f"The file is damaged, or holds layers other than Keras's and zoo's (code, which safe mode "
+                         f"never runs).") from None
     meta = read_meta(path)
     from zoo.safety import check_labels
 
