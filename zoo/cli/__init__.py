@@ -103,4 +103,14 @@ def main(argv=None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except OSError as exc:
+        import errno
+
+        if exc.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise
+        # a full disk or quota is the machine's state, not a bug: one line (files are written
+        # atomically, so nothing half-written was left under a final name)
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"Error: {exc.strerror or exc}{where}. Free some space (or raise the quota) and run again.", err=True)
+        sys.exit(1)
     sys.exit(rc if type(rc) is int else 0)
