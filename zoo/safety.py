@@ -149,3 +149,24 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def extract_cached(archive: str | os.PathLike, root: str | os.PathLike) -> Path:
+    """`archive` unpacked with safe_extract into root/<first 16 hex of its sha256>/, reused once there
+    (the hash names the content, so a changed archive never reuses a stale folder)."""
+    import hashlib
+
+    archive = Path(archive)
+    digest = hashlib.sha256()
+    with open(archive, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    dest = Path(root) / digest.hexdigest()[:16]
+    if dest.is_dir():
+        return dest
+    try:
+        return safe_extract(archive, dest)
+    except OSError:
+        if dest.is_dir():  # another process finished the same extraction first
+            return dest
+        raise
