@@ -55,6 +55,12 @@ def resolve_handle(handle: str | os.PathLike) -> Path:
     """A local SavedModel folder for a path or a TF-Hub handle (never touches the network offline)."""
     text = os.fspath(handle)
     local = Path(text).expanduser()
+    if local.is_file() and local.name.endswith((".tar.gz", ".tgz", ".tar")):
+        # a module archive as TF-Hub / Kaggle serve them: unpacked with zoo.safety (no `..`, no links)
+        from zoo.pretrained.fetch import zoo_home
+        from zoo.safety import extract_cached
+
+        local = extract_cached(local, zoo_home() / "hub")
     if local.exists():
         if not (local / "saved_model.pb").is_file():
             if (local / "tfhub_module.pb").is_file():
@@ -66,7 +72,7 @@ def resolve_handle(handle: str | os.PathLike) -> Path:
     if not text.startswith(("https://", "http://")):
         raise UsageError(f"SavedModel folder {text} does not exist. Give a folder with saved_model.pb or a "
                          f"TF-Hub handle (https://...).")
-    from zoo.pretrained.fetch import offline
+    from zoo.pretrained.fetch import check_url, offline
 
     cached = _hub_cache_dir(text)
     if (cached / "saved_model.pb").is_file():
@@ -75,6 +81,7 @@ def resolve_handle(handle: str | os.PathLike) -> Path:
         raise WeightsError(f"ZOO_OFFLINE=1 and TF-Hub module {text} is not in the TF-Hub cache. Download its "
                            f"TF2 SavedModel archive by hand, extract it into {cached} (or any folder) and pass "
                            f"that folder instead of the handle.")
+    check_url(text)  # https only, except loopback or ZOO_ALLOW_HTTP=1
     try:
         import tensorflow_hub as hub
 
