@@ -55,10 +55,15 @@ def read_url(url: str, *, max_bytes: int = MAX_URL_BYTES, timeout: float = 30.0)
     import urllib.error
     import urllib.request
 
-    from zoo.pretrained.fetch import offline
+    from zoo.errors import WeightsError
+    from zoo.pretrained.fetch import check_url, offline
 
     if offline():
         raise ImageError(f"ZOO_OFFLINE=1: not downloading {url}; download it and pass the file")
+    try:
+        check_url(url)  # the download policy of weights: https only, except loopback or ZOO_ALLOW_HTTP=1
+    except WeightsError:
+        raise ImageError(f"plain http is not fetched (use https, or ZOO_ALLOW_HTTP=1 for a trusted host): {url}") from None
     request = urllib.request.Request(url, headers={"User-Agent": "zoo-predict"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
