@@ -73,10 +73,9 @@ class TrainOptions:
 
 
 def _choices(name: str) -> tuple[str, ...]:
-    from typing import get_args
+    from typing import get_args, get_type_hints
 
-    hint = {f.name: f.type for f in fields(TrainOptions)}[name]
-    return get_args(eval(hint, globals())) if isinstance(hint, str) else get_args(hint)  # noqa: S307 (our own annotation)
+    return get_args(get_type_hints(TrainOptions)[name])
 
 
 def make_options(**kwargs: Any) -> TrainOptions:
