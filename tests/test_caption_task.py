@@ -163,3 +163,23 @@ def test_vocabulary_must_match_the_softmax(trained):
     attach_meta(model, {**meta, "vocabulary": ["<start>", "", "[UNK]", "<end>"] + meta["vocabulary"][4:]})
     with pytest.raises(UsageError, match="must start with"):
         zoo.predict([np.zeros((32, 32, 3), np.uint8)], model=model)
+
+
+def test_pretrained_backbone_is_frozen_cached_and_saved_unchanged(tmp_path):
+    """The default path: backbone weights given -> frozen encoder, decoder on cached features, and
+    the saved captioner's encoder computes exactly what the weights file's backbone computes."""
+    import zoo
+    from zoo.modeldir import read_meta
+
+    make(tmp_path / "data", count=12, size=32, seed=2)
+    zoo.build("resnet18", input_shape=(32, 32, 3)).save_weights(str(tmp_path / "r18.weights.h5"))
+    zoo.finetune("show_and_tell", tmp_path / "data", out=tmp_path / "out", backbone="resnet18", image_size=32,
+                 weights=str(tmp_path / "r18.weights.h5"), epochs=1, batch_size=8, verbose=0,
+                 task_options={"min_count": 1, "embed_dim": 8, "units": 8})
+    meta = read_meta(tmp_path / "out")
+    assert [s["name"] for s in meta["training"]["stages"]] == ["decoder"]
+    assert meta["captioning"]["train_backbone"] is False and "r18.weights.h5" in meta["weights"]["origin"]
+    encoder = zoo.load_model(tmp_path / "out").get_layer("encoder")
+    reference = zoo.build_backbone("resnet18", weights=str(tmp_path / "r18.weights.h5"), input_shape=(32, 32, 3))
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(encoder(x)), np.asarray(reference(x)["s32"]).mean(axis=(1, 2)), atol=1e-5)

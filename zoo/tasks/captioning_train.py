@@ -76,6 +76,14 @@ def load_data(data, options: dict) -> TaskData:
     shape = input_shape(options)
     captions = read_captions(data)
     summary = dict(captions.summary)
+    backbone = options.get("backbone") or DEFAULT_BACKBONE
+    weights = _backbone_weights(backbone, options.get("weights", "auto")) if backbone != "tiny" else None
+    if weights:
+        from zoo.pretrained import resolve_weights
+
+        # Fetch (or find in the cache) the backbone's weights before decoding any image: an offline
+        # machine without them fails in a second, not after the whole data set is read.
+        resolve_weights(backbone, weights, include_top=False)
     if options.get("val"):
         val_set = read_captions(options["val"])
         train_items, val_items = captions.items, val_set.items
@@ -156,7 +164,7 @@ def build_model(arch, data: TaskData, options: dict):
                            **{k: v for k, v in arch_options.items() if k not in ("backbone", "backbone_weights",
                                                                                 "train_backbone")}}}
     if weights:
-        meta["weights"] = {"origin": f"{backbone}.{weights} (backbone)"}
+        meta["weights"] = {"origin": f"backbone {backbone}: {weights}"}
     attach_meta(model, meta)
     data.extras["model"] = model
     cache = (not train_backbone and options.get("cache_features", "auto") != "off"
