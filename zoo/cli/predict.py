@@ -60,9 +60,12 @@ def user_errors():
 @click.option("--conf", type=float, default=None, help="Detection: minimum score.")
 @click.option("--iou", type=float, default=None, help="Detection: NMS IoU threshold.")
 @click.option("--max-det", type=int, default=None, help="Detection: boxes kept per image.")
-@click.option("--beam-size", type=int, default=None, help="Captioning: beam width.")
+@click.option("--beam-size", type=int, default=None, help="Captioning: beam width (1 = greedy).")
+@click.option("--max-length", type=int, default=None, help="Captioning: longest caption, in tokens.")
+@click.option("--length-penalty", "alpha", type=float, default=None,
+              help="Captioning: length normalisation exponent for beam search (0 = none).")
 def predict_cmd(sources, model, weights, top_k, batch_size, fmt, save_dir, recursive, workers, max_pixels,
-                conf, iou, max_det, beam_size):
+                conf, iou, max_det, beam_size, max_length, alpha):
     """Predict SOURCE... : image files, folders, globs ("shots/*.jpg"), .txt lists of paths and URLs.
 
     \b
@@ -71,7 +74,8 @@ def predict_cmd(sources, model, weights, top_k, batch_size, fmt, save_dir, recur
     """
     quiet_tensorflow()
     fmt = fmt or ("table" if is_tty(sys.stdout) else "jsonl")
-    task_options = {k: v for k, v in dict(conf=conf, iou=iou, max_det=max_det, beam_size=beam_size).items()
+    task_options = {k: v for k, v in dict(conf=conf, iou=iou, max_det=max_det, beam_size=beam_size,
+                                                       max_length=max_length, alpha=alpha).items()
                     if v is not None}
     with user_errors():
         from zoo.inference import count_inputs, iter_predict
