@@ -226,7 +226,7 @@ def table(rows: list[dict]) -> str:
     cols = ["zoo", "zoo_tv", "zoo_plain", "zoo_xla", "zoo_predict", "keras", "keras_predict", "torchvision"]
     present = [c for c in cols if any(f"{c}_img_s" in r for r in rows)]
     versus = [c for c in ("keras", "keras_predict", "torchvision") if c in present]
-    head = ("| model | batch | " + " | ".join(f"{c} img/s" for c in present) + " | "
+    head = ("| model | batch | zoo CPU ms/img | " + " | ".join(f"{c} img/s" for c in present) + " | "
             + " | ".join(f"zoo vs {c} (wall / CPU)" for c in versus) + " |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
@@ -235,7 +235,7 @@ def table(rows: list[dict]) -> str:
         for c in versus:
             w, cpu = r.get(f"speedup_vs_{c}"), r.get(f"cpu_speedup_vs_{c}")
             ratios.append(f"{w:.2f}x / {cpu:.2f}x" if w else "—")
-        lines.append(f"| {r['model']} | {r['batch']} | " + " | ".join(cells + ratios) + " |")
+        lines.append(f"| {r['model']} | {r['batch']} | {r['zoo_cpu_ms']} | " + " | ".join(cells + ratios) + " |")
     return "\n".join(lines)
 
 

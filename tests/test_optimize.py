@@ -158,6 +158,11 @@ def test_sequential_and_subclassed():
     x = np.random.default_rng(5).normal(size=(2, 8, 8, 2)).astype("float32")
     _assert_same(seq(x), fast(x))
     assert _count(fast, L.BatchNormalization) == 0
+    inp = keras.Input((8, 8, 2))
+    outer = keras.Model(inp, L.Dense(3)(seq(inp)))  # a Sequential nested in a functional model
+    fast = inference_model(outer)
+    _assert_same(outer(x), fast(x))
+    assert _count(fast, L.BatchNormalization) == 0 and _count(fast, L.Dropout) == 0
 
     class Sub(keras.Model):
         def call(self, x):

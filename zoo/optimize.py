@@ -83,7 +83,7 @@ def _kind(layer) -> str:
     return type(layer).__name__
 
 
-def _rebuild(model):
+def _rebuild(model, name: str | None = None):
     import keras
     from keras import tree
     from keras.src.models.functional import Functional
@@ -170,9 +170,11 @@ def _rebuild(model):
             report["kept_bn"] += 1
         layer = copies.get(id(op))
         new_layer = layer is None
+        nested = isinstance(op, Functional) or (isinstance(op, keras.Sequential)
+                                                 and getattr(op, "_functional", None) is not None)
         if new_layer:
-            if isinstance(op, Functional):
-                layer, sub = _rebuild(op)
+            if nested:  # a backbone inside a model: optimised on its own
+                layer, sub = _rebuild(_as_functional(op), name=op.name)
                 for key in report:
                     report[key] += sub[key]
             else:
@@ -180,14 +182,14 @@ def _rebuild(model):
             copies[id(op)] = layer
         args, kwargs = node.arguments.fill_in(values)
         out = layer(*args, **kwargs)
-        if new_layer and not isinstance(op, Functional):
+        if new_layer and not nested:
             _finish_copy(layer, op, op.weights)
         for ref, val in zip(node.outputs, tree.flatten(out)):
             values[id(ref)] = val
 
     inputs = tree.pack_sequence_as(model._inputs_struct, new_inputs)
     outs = tree.pack_sequence_as(model._outputs_struct, [values[id(t)] for t in model.outputs])
-    return Functional(inputs=inputs, outputs=outs, name=model.name), report
+    return Functional(inputs=inputs, outputs=outs, name=name or model.name), report
 
 
 def _copy_layer(layer, **changes):
