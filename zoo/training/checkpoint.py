@@ -140,14 +140,24 @@ class RunLock:
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(self.path, "a+")
-        try:
-            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        while True:
+            self.fh = open(self.path, "a+")
+            try:
+                fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self.fh.close()
+                raise UsageError(f"Another `zoo finetune` is writing to {self.path.parent} (lock {self.path.name} is held). "
+                                 f"Wait for it or choose another --out.") from None
+            try:
+                current = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(self.fh.fileno()).st_ino:
+                return self
+            # The previous holder unlinked the lock file between our open and our flock: the lock we
+            # hold is on a file nobody else will open, so take the one at the path instead.
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
             self.fh.close()
-            raise UsageError(f"Another `zoo finetune` is writing to {self.path.parent} (lock {self.path.name} is held). "
-                             f"Wait for it or choose another --out.") from None
-        return self
 
     def __exit__(self, *exc):
         fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
