@@ -65,3 +65,33 @@ def test_lock_is_released_when_its_holder_is_killed(tmp_path):
         holder.wait(timeout=30)
     with RunLock(out):  # free again
         pass
+
+
+def test_lock_file_removed_between_open_and_flock_does_not_give_two_holders(tmp_path, monkeypatch):
+    """Run A finishes (unlocks and unlinks the lock file) while run B is between open() and flock():
+    B must not end up holding a lock on the orphaned file while run C locks a new one."""
+    import fcntl
+
+    from zoo.errors import UsageError
+    from zoo.training import checkpoint as ck
+
+    out = tmp_path / "out"
+    a = ck.RunLock(out).__enter__()
+    real = fcntl.flock
+    state = {"done": False}
+
+    def flock(fd, op):
+        if op & fcntl.LOCK_EX and not state["done"]:
+            state["done"] = True
+            a.__exit__(None, None, None)  # A ends right now, after B opened the old file
+        return real(fd, op)
+
+    monkeypatch.setattr(ck.fcntl, "flock", flock)
+    b = ck.RunLock(out).__enter__()
+    monkeypatch.undo()
+    try:
+        assert state["done"]
+        with pytest.raises(UsageError, match="Another `zoo finetune`"):
+            ck.RunLock(out).__enter__()  # C
+    finally:
+        b.__exit__(None, None, None)
