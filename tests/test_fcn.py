@@ -152,3 +152,14 @@ def test_fcn8s_vgg16_has_134m_parameters_and_fc6_fc7_from_the_classifier():
     fc7 = keras.Model(fcn.inputs[0], fcn.get_layer("fc7").output)(x).numpy()[0, 3, 3]
     ref = keras.Model(vgg.inputs[0], vgg.get_layer("fc2").output)(x).numpy()[0]
     np.testing.assert_allclose(fc7, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
+
+
+def test_saved_model_loads_in_safe_mode_with_the_same_outputs(tmp_path):
+    from zoo.modeldir import load_model, save_model
+
+    model = _small("fcn16s")
+    x = np.random.default_rng(2).uniform(0, 255, size=(2, 45, 39, 3)).astype("float32")
+    path = save_model(model, tmp_path / "fcn.keras")
+    loaded = load_model(path)  # PadToMultiple, CropTo and BilinearUpsampling come back by name
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
+    assert loaded.get_layer("upscore16").trainable is False
