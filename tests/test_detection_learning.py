@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from test_detection_data import shapes_module  # tests/ is on sys.path (rootdir conftest)
 
-SIZE = 96
-BAR = 0.5  # mAP@0.5 on held-out images; random weights score ~0
+SIZE = 160
+BAR = 0.45  # mAP@0.5 on held-out images (0.64 measured); random weights score ~0
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
     train = shapes.make_shapes(root / "train", images=160, size=SIZE, seed=0, max_objects=2)
     val = shapes.make_shapes(root / "val", images=40, size=SIZE, seed=1, max_objects=2)
     out = root / "run"
-    zoo.finetune("yolo_lite", train, out=out, epochs=30, weights=None, image_size=SIZE, batch_size=16, lr=3e-3,
+    zoo.finetune("yolo_lite", train, out=out, epochs=24, weights=None, image_size=SIZE, batch_size=8, lr=3e-3,
                  val=str(val), early_stopping=None, verbose=0)
     return out, val
 
