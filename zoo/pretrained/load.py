@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from zoo.errors import WeightsError
+from zoo.errors import WeightsError, ZooError
 
 log = logging.getLogger("zoo.pretrained")
 
@@ -55,6 +55,16 @@ class LoadReport:
 
 def read_tensors(model, source) -> tuple[dict[str, list[np.ndarray]], list[str]]:
     """{layer name: arrays in Keras order} for `model` from the source's file, and unused keys."""
+    try:
+        return _read_tensors(model, source)
+    except (ZooError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a file damaged past its header: h5py OSError, SafetensorError...
+        raise WeightsError(f"Cannot read the tensors of {source.path} ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:300]}): the file is damaged. Download or save it again.") from None
+
+
+def _read_tensors(model, source) -> tuple[dict[str, list[np.ndarray]], list[str]]:
     fmt = source.format
     if fmt == "keras":
         from zoo.pretrained.formats.keras_h5 import read_keras3_for

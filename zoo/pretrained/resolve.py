@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import UsageError, WeightsError
+from zoo.errors import UsageError, WeightsError, ZooError
 from zoo.pretrained import manifest
 
 WEIGHT_SUFFIXES = (".h5", ".hdf5", ".keras", ".safetensors", ".pth", ".pt", ".bin", ".ckpt")
@@ -100,7 +100,14 @@ def adapt_preprocessing(pre: dict[str, Any] | None, channels: int | None) -> dic
 def resolve_weights(arch: str, weights: str | os.PathLike, *, include_top: bool = True,
                     input_shape: tuple[int, ...] | None = None) -> WeightsSource:
     """Resolve `weights` for registry model `arch`, adapting preprocessing to `input_shape`'s channels."""
-    source = _resolve(arch, weights, include_top=include_top)
+    try:
+        source = _resolve(arch, weights, include_top=include_top)
+    except (ZooError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # h5py's OSError, safetensors' SafetensorError... on a damaged file
+        raise WeightsError(f"Cannot read weights {os.fspath(weights)} ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:300]}): the file is damaged or not weights. "
+                           f"Download or save it again.") from None
     if input_shape is not None and len(tuple(input_shape)) == 3:
         source.preprocessing = adapt_preprocessing(source.preprocessing, int(tuple(input_shape)[-1]))
     return source
