@@ -254,7 +254,9 @@ def main() -> None:
     ap.add_argument("--extras", action="store_true", help="also fine-tune and predict-from-files images/s")
     ap.add_argument("--json", default=None, help="write all results here")
     ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="intra-op threads for TensorFlow and torch alike (default: TensorFlow's, all cores); "
+                         "1 is the fair choice on a crowded machine, where barrier waits punish multi-threading")
     args = ap.parse_args()
     if args.torch_worker:
         torch_worker(args.threads)
@@ -266,6 +268,9 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1 if args.threads == 1 else 0)
     threads = tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0))
     torch = None
     if not args.no_torch:

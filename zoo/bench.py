@@ -360,6 +360,7 @@ def _summary(model, label, *, mode, batch_size, precision, xla, optimize, task, 
         "warmup_s": round(timing["warmup_s"], 2),
         "macs_per_image": macs,
         "macs_per_s": round(macs * factor * images_per_s) if macs else None,
+        # 0 = TensorFlow's default: as many threads as usable cores
         "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                     "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
                     "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")},
