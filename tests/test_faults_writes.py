@@ -84,7 +84,9 @@ def _consistent_epoch(out: Path) -> int:
     assert len(opt) == 1 and opt[0].shape == (3,)
     with open(out / "history.csv") as fh:
         epochs = [int(line.split(",")[0]) for line in fh.read().splitlines()[1:]]
-    assert epochs == list(range(1, e + 1)), "history.csv disagrees with the checkpoint"
+    # state.json is the record; history.csv is rewritten from it after the state switch, so a kill
+    # between the two leaves it one epoch behind until the next epoch or --resume rewrites it
+    assert epochs in (list(range(1, e + 1)), list(range(1, e))), f"history.csv {epochs} vs checkpoint epoch {e}"
     return e
 
 
@@ -96,12 +98,8 @@ def _consistent_epoch(out: Path) -> int:
 ])
 def test_sigkill_inside_a_checkpoint_write(tmp_path, mode):
     _run_until(CHECKPOINT_WRITER, [str(tmp_path), mode], wait_for="HANGING")
-    epoch = _consistent_epoch(tmp_path) if mode != "replace:history.csv" else ck.read_state(tmp_path)["epoch"]
-    assert epoch in (1, 2)
-    if mode == "replace:history.csv":
-        # state.json is the record; --resume rewrites history.csv from it (checkpoint module docstring)
-        state = ck.read_state(tmp_path)
-        ck.read_epoch(tmp_path, state)  # the arrays it points at load
+    epoch = _consistent_epoch(tmp_path)
+    assert epoch == (2 if mode == "replace:history.csv" else 1)
     # an epoch file the state does not name yet (killed before the switch) is pruned by the next write
 
 

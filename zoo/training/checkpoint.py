@@ -5,7 +5,9 @@
     checkpoint/state.json       {"epoch": 7, "stage": 1, "file": "epoch-0007.npz", "history": [...], ...}
 
 state.json is replaced only after its .npz is on disk, and history.csv is rewritten from
-state.json, so after a SIGKILL at any instant the three agree: no epoch lost, none repeated.
+state.json, so after a SIGKILL at any instant state.json and its .npz agree (no epoch lost, none
+repeated); history.csv is the state's history, or one epoch behind it when the kill fell between
+the two renames, until the next epoch or --resume rewrites it (tests/test_faults_writes.py).
 Arrays are .npz loaded with allow_pickle=False: no code from data.
 """
 
