@@ -11,7 +11,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from zoo.bench import bench, cpu_peak  # noqa: E402
+from zoo.benchmark import bench, cpu_peak  # noqa: E402
 from zoo.errors import UsageError  # noqa: E402
 from zoo.modeldir import attach_meta  # noqa: E402
 
@@ -103,7 +103,7 @@ def test_unknown_name_fails_before_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys\nfrom zoo.bench import bench\ntry:\n    bench('resnet05')\nexcept ValueError as e:\n"
+    code = ("import sys\nfrom zoo.benchmark import bench\ntry:\n    bench('resnet05')\nexcept ValueError as e:\n"
             "    print('resnet50' in str(e), 'tensorflow' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False"]

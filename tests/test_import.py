@@ -25,3 +25,18 @@ def test_unknown_name_suggests_close_match():
 
     with pytest.raises(ValueError, match="resnet50"):
         zoo.info("resnet05")
+
+
+def test_public_api_stays_callable_after_every_module_is_imported():
+    """A submodule named like a public function (zoo.export, zoo.bench) would shadow it once imported."""
+    import importlib
+    import pkgutil
+
+    import zoo
+
+    for info in pkgutil.iter_modules(zoo.__path__, "zoo."):
+        if not info.ispkg:
+            importlib.import_module(info.name)
+    for name in zoo.__all__:
+        if name != "__version__":
+            assert callable(getattr(zoo, name)), name

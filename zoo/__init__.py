@@ -24,7 +24,7 @@ _API = {
     "inference_model": "zoo.optimize:inference_model",
     "freeze": "zoo.training.freeze:freeze",
     "replace_head": "zoo.training.freeze:replace_head",
-    "bench": "zoo.bench:bench",
+    "bench": "zoo.benchmark:bench",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -29,7 +29,7 @@ def bench_cmd(model, mode, batch_size, precision, image_size, steps, warmup, wei
     """Throughput of MODEL (registry name, model directory or .keras file): images/s, ms per batch,
     MAC/s, the fraction of this CPU's float32 peak and peak memory."""
     quiet_tensorflow()
-    from zoo.bench import bench
+    from zoo.benchmark import bench
 
     result = bench(model, mode=mode, batch_size=batch_size, precision=precision, image_size=image_size,
                    steps=steps, warmup=warmup, weights=weights, jit_compile=xla, optimize=not no_optimize)

@@ -1,4 +1,4 @@
-"""zoo.bench: throughput of a model on this machine, and how close it runs to the CPU's peak.
+"""zoo.benchmark (zoo.bench): throughput of a model on this machine, and how close it runs to the CPU's peak.
 
     zoo.bench("resnet50", mode="forward", batch_size=32)
     -> {"images_per_s": ..., "ms_per_batch": ..., "macs_per_s": ..., "peak_fraction": ..., ...}
