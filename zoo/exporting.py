@@ -94,6 +94,9 @@ def export_with_report(model, *, format, out, weights=None, quantize=None, calib
     meta = {**meta, "input_shape": [height, width, channels]}
     samples = sample_inputs(keras_model, meta, calibration=calibration)
     reference = [np.asarray(o, np.float64) for o in _flatten(keras_model(samples, training=False))]
+    # Export the inference copy (batch norm folded, dropout gone); the parity check below compares
+    # the artefact with the original model, so it covers the folding too.
+    keras_model = _inference_copy(keras_model, samples)
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -118,6 +121,18 @@ def export_with_report(model, *, format, out, weights=None, quantize=None, calib
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out, report
+
+
+def _inference_copy(model, samples):
+    from zoo.optimize import inference_model
+
+    try:
+        copy = inference_model(model)
+        copy(samples[:1], training=False)  # keras's ONNX exporter wants a model that has been called
+        return copy
+    except Exception as exc:  # an optimisation must never stop an export: export the model as is
+        warnings.warn(f"zoo.optimize.inference_model failed ({exc}); exporting the model as it is.", stacklevel=3)
+        return model
 
 
 def compare(reference: list[np.ndarray], outputs: list[np.ndarray], *, precision: str = "float32",

@@ -328,18 +328,14 @@ def make_forward(model: Any, meta: dict):
 def _compile_forward(model: Any, norm: dict | None):
     import tensorflow as tf
 
-    infer = model
+    from zoo.optimize import inference_model
+
     try:
-        from zoo.optimize import inference_model
-    except ImportError:
-        inference_model = None
-    if inference_model is not None:
-        try:
-            infer = inference_model(model)
-        except Exception as exc:  # an optimisation must never stop predictions: run the model as is
-            warnings.warn(f"zoo.optimize.inference_model failed ({_one_line(exc)}); predicting with the "
-                          f"model as it is.", stacklevel=2)
-            infer = model
+        infer = inference_model(model)
+    except Exception as exc:  # an optimisation must never stop predictions: run the model as is
+        warnings.warn(f"zoo.optimize.inference_model failed ({_one_line(exc)}); predicting with the "
+                      f"model as it is.", stacklevel=2)
+        infer = model
     dtype = tf.as_dtype(getattr(model.inputs[0], "dtype", "float32") or "float32")
     traced: dict = {}
 
