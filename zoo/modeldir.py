@@ -150,7 +150,10 @@ def load_model(path: str | os.PathLike):
     else:
         raise UsageError(f"{path} is neither a model directory nor a .keras file.")
     try:
-        model = keras.saving.load_model(model_file, custom_objects=custom_objects(), safe_mode=True)
+        # compile=False: predict, evaluate and export need no optimizer, and the trainer compiles
+        # afresh, so a custom loss or metric in the file's compile config never blocks loading.
+        model = keras.saving.load_model(model_file, custom_objects=custom_objects(), safe_mode=True,
+                                        compile=False)
     except ZooError:
         raise
     except Exception as exc:  # Keras raises ValueError, TypeError (unknown class), OSError, zip errors...
