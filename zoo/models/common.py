@@ -248,6 +248,23 @@ def keras_style(arch: str, *, weights, input_tensor, build: Callable[..., Any], 
     return zoo_build(arch, weights=weights, num_classes=num_classes, **variant_kwargs)
 
 
+def keras_style_function(build: Callable[..., Any], variant: str, fn_name: str, *, paper: str, note: str = ""):
+    """The keras.applications-style function (ResNet50(...), VGG16(...)) of one variant of a family."""
+
+    def fn(include_top: bool = True, weights=None, input_tensor=None, input_shape=None, pooling=None,
+           classes: int = 1000, classifier_activation="softmax", name: str | None = None, *,
+           include_preprocessing: bool = True, **options):
+        return keras_style(variant, weights=weights, input_tensor=input_tensor, build=build, variant=variant,
+                           include_top=include_top, input_shape=input_shape, pooling=pooling,
+                           num_classes=classes, classifier_activation=classifier_activation, name=name,
+                           include_preprocessing=include_preprocessing, **options)
+
+    fn.__name__ = fn.__qualname__ = fn_name
+    fn.__doc__ = (f"keras.applications-style {fn_name} ({paper}); `weights` is None, a manifest tag or a path "
+                  f"(keras HDF5, torchvision safetensors, zoo .weights.h5).{note}")
+    return fn
+
+
 def make_options(cls, options: dict[str, Any], *, arch: str, base=None):
     """A frozen options dataclass from keyword `options`, checking names and Literal values."""
     import dataclasses

@@ -98,21 +98,7 @@ def feature_model(model: keras.Model) -> keras.Model:
     return common.feature_model(model, FEATURES)
 
 
-def _keras_style(variant: str, fn_name: str):
-    def fn(include_top: bool = True, weights=None, input_tensor=None, input_shape=None, pooling=None,
-           classes: int = 1000, classifier_activation="softmax", name: str | None = None, *,
-           include_preprocessing: bool = True, **options) -> keras.Model:
-        return common.keras_style(variant, weights=weights, input_tensor=input_tensor, build=build, variant=variant,
-                                  include_top=include_top, input_shape=input_shape, pooling=pooling,
-                                  num_classes=classes, classifier_activation=classifier_activation, name=name,
-                                  include_preprocessing=include_preprocessing, **options)
-
-    fn.__name__ = fn.__qualname__ = fn_name
-    fn.__doc__ = (f"keras.applications-style {fn_name} (Huang et al. 2016); `weights` is None, a manifest tag or a "
-                  f"path (keras HDF5, torchvision safetensors, zoo .weights.h5).")
-    return fn
-
-
-DenseNet121 = _keras_style("densenet121", "DenseNet121")
-DenseNet169 = _keras_style("densenet169", "DenseNet169")
-DenseNet201 = _keras_style("densenet201", "DenseNet201")
+_PAPER = "Huang et al. 2016"
+DenseNet121 = common.keras_style_function(build, "densenet121", "DenseNet121", paper=_PAPER)
+DenseNet169 = common.keras_style_function(build, "densenet169", "DenseNet169", paper=_PAPER)
+DenseNet201 = common.keras_style_function(build, "densenet201", "DenseNet201", paper=_PAPER)

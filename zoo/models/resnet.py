@@ -129,24 +129,10 @@ def feature_model(model: keras.Model) -> keras.Model:
     return common.feature_model(model, last or {"s4": "conv2_block1_out"})
 
 
-def _keras_style(variant):
-    def fn(include_top: bool = True, weights=None, input_tensor=None, input_shape=None, pooling=None,
-           classes: int = 1000, classifier_activation="softmax", name: str | None = None, *,
-           include_preprocessing: bool = True, **options) -> keras.Model:
-        return common.keras_style(variant, weights=weights, input_tensor=input_tensor, build=build, variant=variant,
-                                  include_top=include_top, input_shape=input_shape, pooling=pooling,
-                                  num_classes=classes, classifier_activation=classifier_activation, name=name,
-                                  include_preprocessing=include_preprocessing, **options)
-
-    fn.__name__ = fn.__qualname__ = {"resnet18": "ResNet18", "resnet34": "ResNet34", "resnet50": "ResNet50",
-                                     "resnet101": "ResNet101", "resnet152": "ResNet152"}[variant]
-    fn.__doc__ = (f"keras.applications-style {fn.__name__} (He et al. 2015); `weights` is None, a manifest tag or a "
-                  f"path (keras HDF5, torchvision safetensors, zoo .weights.h5); options: style='torchvision'|'keras'.")
-    return fn
-
-
-ResNet18 = _keras_style("resnet18")
-ResNet34 = _keras_style("resnet34")
-ResNet50 = _keras_style("resnet50")
-ResNet101 = _keras_style("resnet101")
-ResNet152 = _keras_style("resnet152")
+_PAPER = "He et al. 2015"
+_NOTE = " Options: style='torchvision'|'keras'."
+ResNet18 = common.keras_style_function(build, "resnet18", "ResNet18", paper=_PAPER, note=_NOTE)
+ResNet34 = common.keras_style_function(build, "resnet34", "ResNet34", paper=_PAPER, note=_NOTE)
+ResNet50 = common.keras_style_function(build, "resnet50", "ResNet50", paper=_PAPER, note=_NOTE)
+ResNet101 = common.keras_style_function(build, "resnet101", "ResNet101", paper=_PAPER, note=_NOTE)
+ResNet152 = common.keras_style_function(build, "resnet152", "ResNet152", paper=_PAPER, note=_NOTE)

@@ -92,26 +92,12 @@ def feature_model(model: keras.Model) -> keras.Model:
     return common.feature_model(model, FEATURES)
 
 
-def _keras_style(variant: str, fn_name: str):
-    def fn(include_top: bool = True, weights=None, input_tensor=None, input_shape=None, pooling=None,
-           classes: int = 1000, classifier_activation="softmax", name: str | None = None, *,
-           include_preprocessing: bool = True, **options) -> keras.Model:
-        return common.keras_style(variant, weights=weights, input_tensor=input_tensor, build=build, variant=variant,
-                                  include_top=include_top, input_shape=input_shape, pooling=pooling,
-                                  num_classes=classes, classifier_activation=classifier_activation, name=name,
-                                  include_preprocessing=include_preprocessing, **options)
-
-    fn.__name__ = fn.__qualname__ = fn_name
-    fn.__doc__ = (f"keras.applications-style {fn_name} (Simonyan & Zisserman 2014); `weights` is None, a manifest "
-                  f"tag or a path (keras HDF5, torchvision safetensors, zoo .weights.h5).")
-    return fn
-
-
-VGG11 = _keras_style("vgg11", "VGG11")
-VGG13 = _keras_style("vgg13", "VGG13")
-VGG16 = _keras_style("vgg16", "VGG16")
-VGG19 = _keras_style("vgg19", "VGG19")
-VGG11BN = _keras_style("vgg11_bn", "VGG11BN")
-VGG13BN = _keras_style("vgg13_bn", "VGG13BN")
-VGG16BN = _keras_style("vgg16_bn", "VGG16BN")
-VGG19BN = _keras_style("vgg19_bn", "VGG19BN")
+_PAPER = "Simonyan & Zisserman 2014"
+VGG11 = common.keras_style_function(build, "vgg11", "VGG11", paper=_PAPER)
+VGG13 = common.keras_style_function(build, "vgg13", "VGG13", paper=_PAPER)
+VGG16 = common.keras_style_function(build, "vgg16", "VGG16", paper=_PAPER)
+VGG19 = common.keras_style_function(build, "vgg19", "VGG19", paper=_PAPER)
+VGG11BN = common.keras_style_function(build, "vgg11_bn", "VGG11BN", paper=_PAPER)
+VGG13BN = common.keras_style_function(build, "vgg13_bn", "VGG13BN", paper=_PAPER)
+VGG16BN = common.keras_style_function(build, "vgg16_bn", "VGG16BN", paper=_PAPER)
+VGG19BN = common.keras_style_function(build, "vgg19_bn", "VGG19BN", paper=_PAPER)
