@@ -17,8 +17,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 40
 # Held-out mIoU over (background, square, circle): predicting all background scores ~0.25, an
-# untrained model ~0.3 at most; this run measured 0.49 (the full-size script reaches 0.88).
-BAR = 0.42
+# untrained model ~0.3 at most. 16 epochs gave 0.39-0.49 from run to run (threaded training is not
+# bit-reproducible), which made the test flaky; 32 epochs measured 0.658 and 0.662 in two runs.
+# (The full-size script reaches 0.88.)
+BAR = 0.5
 
 
 def _shapes():
@@ -39,7 +41,7 @@ def trained(tmp_path_factory):
     train = shapes.make_shapes(root / "train", images=128, seed=0, **kw)
     test = shapes.make_shapes(root / "test", images=24, seed=1, **kw)
     out = root / "run"
-    zoo.finetune("fcn8s", train, out=out, epochs=16, backbone="resnet18", image_size=SIZE, weights="none",
+    zoo.finetune("fcn8s", train, out=out, epochs=32, backbone="resnet18", image_size=SIZE, weights="none",
                  batch_size=8, lr=5e-3, warmup=0.0, val_split=0.0, early_stopping=None, verbose=0,
                  task_options={"head_channels": 64, "dropout": 0.0})
     return out, test
