@@ -81,6 +81,22 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def atomic_save_image(image, path: Path) -> Path:
+    """Save a PIL image as PNG via a temp file in the same folder, fsync and rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            image.save(fh, format="PNG")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def save_model(model, path: str | os.PathLike) -> Path:
     """Save `model` as a .keras file atomically (temp file beside the target, then rename)."""
     path = Path(path)

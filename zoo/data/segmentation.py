@@ -116,8 +116,6 @@ def _rgb_to_index(rgb: np.ndarray, path: Path) -> np.ndarray:
 
 def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:
     """Write HxW class indices as a palette PNG with the VOC colours, atomically."""
-    import tempfile
-
     from PIL import Image
 
     path = Path(path)
@@ -127,17 +125,9 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:
     else:
         image = Image.fromarray(mask.astype(np.uint8), mode="P")
         image.putpalette(voc_palette().reshape(-1).tolist())
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from zoo.modeldir import atomic_save_image
+
+    return atomic_save_image(image, path)
 
 
 # --------------------------------------------------------------------------- layouts

@@ -3,8 +3,6 @@ a grid of validation examples after training (captions.png). Pillow only."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -35,18 +33,9 @@ def captioned(image: np.ndarray, caption: str, *, extra: str | None = None, min_
 
 def save_png(image, path: Path) -> Path:
     """Atomic PNG write: temp file in the same folder, then rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from zoo.modeldir import atomic_save_image
+
+    return atomic_save_image(image, path)
 
 
 def draw_examples(images: np.ndarray, generated: list[str], references: list[str], path: Path, *, columns: int = 4) -> Path:

@@ -190,18 +190,9 @@ def _single_output(outputs: Any) -> np.ndarray:
 
 
 def _save_png_atomic(image, path: Path) -> None:
-    import tempfile
+    from zoo.modeldir import atomic_save_image
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_save_image(image, path)
 
 
 TASK = SegmentationTask()
