@@ -50,19 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
-@dataclass
-class TaskData:
-    """What a task's reader hands the trainer."""
-
-    train: Any  # tf.data.Dataset of (inputs, targets), not yet batched unless `batched`
-    val: Any  # same for validation, or None
-    labels: list[str]  # class names (captioning: may be empty)
-    summary: dict[str, Any] = field(default_factory=dict)  # counts: train, val, skipped, per_class...
-    extras: dict[str, Any] = field(default_factory=dict)  # anchors, vocabulary, class weights...
-    batched: bool = False  # True only if the task batches itself (then the trainer does not)
-    num_train: int | None = None  # examples in `train` (steps per epoch for schedules)
-    num_val: int | None = None
-    augment: Any = None  # batched (x, y[, w]) -> same; the trainer applies it to training batches only
+from zoo.training.task import TaskData  # noqa: E402  (moved to the engine)
 
 
 class Task(Protocol):

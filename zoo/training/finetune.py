@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import UsageError
 from zoo.training import checkpoint as ck
 from zoo.training.options import TrainOptions, make_options
+from zoo.training.task import Task, get_task
 
 # Files a run writes into OUT; --overwrite removes these and nothing else.
 ARTEFACTS = ("model.keras", "metadata.json", "history.csv", "curves.png", "confusion_matrix.png",
@@ -44,18 +46,21 @@ def finetune(model, data: str | os.PathLike, *, out: str | os.PathLike, epochs: 
     arch, task_name = resolve_model_ref(model, task)
     state = check_out(out, opts)
     hooks = training_hooks(task_name)
+    new_style = isinstance(hooks, Task)
+    if new_style:
+        opts = replace(opts, task_options=hooks.parse_options(opts.task_options))  # parsed once, checked first
     if hasattr(hooks, "check_data"):
-        hooks.check_data(data, opts.as_dict())  # bad DATA fails in a second, before TensorFlow loads
+        hooks.check_data(data, opts if new_style else opts.as_dict())  # bad DATA fails in a second, before TF loads
     from zoo.training.strategy import resolve_strategy, worker_info
     from zoo.training.precision import default_xla, policy, resolve_precision
 
     strategy, strategy_name = resolve_strategy(opts.strategy)  # first: multi-worker needs it before other TF ops
     precision = resolve_precision(opts.precision)
     xla = default_xla(opts.xla)
-    od = opts.as_dict()
-    od.update(arch=arch if isinstance(arch, str) else None, task=task_name,
-              input_shape=resolve_input_shape(arch, opts), replicas=strategy.num_replicas_in_sync,
-              workdir=str(out / ck.CKPT_DIR))
+    opts = replace(opts, arch=arch if isinstance(arch, str) else None, task=task_name,
+                   input_shape=resolve_input_shape(arch, opts), replicas=strategy.num_replicas_in_sync,
+                   workdir=str(out / ck.CKPT_DIR))
+    od = opts if new_style else opts.as_dict()
     t0 = time.time()
     import keras
 
@@ -146,9 +151,12 @@ def training_hooks(task_name: str):
 
     from zoo.tasks import get_task
 
+    task = get_task(task_name)
+    if isinstance(task, Task):
+        return task
     sources = []
     try:
-        sources.append(get_task(task_name))
+        sources.append(task)
     except ModuleNotFoundError:
         pass
     try:
@@ -231,11 +239,11 @@ def _metadata(model, meta, hooks, data, od, run, precision, strategy_name, xla, 
 
     index, workers, chief = worker_info()
     extra = hooks.metadata(model, data, od) if hasattr(hooks, "metadata") else {}
-    options = {k: v for k, v in od.items() if k not in ("workdir",)}
+    options = {k: v for k, v in (od.as_dict() if isinstance(od, TrainOptions) else od).items() if k not in ("workdir",)}
     meta = {**meta, **extra}
     meta.update(
-        task=od["task"], precision=precision,
-        strategy={"name": strategy_name, "replicas": od["replicas"], "workers": workers, "worker_index": index,
+        task=run.opts.task, precision=precision,
+        strategy={"name": strategy_name, "replicas": run.opts.replicas, "workers": workers, "worker_index": index,
                   "chief": chief, "xla": xla},
         data={**data.summary, **meta.get("data", {})},
         training={"options": options, "stages": [vars(s) for s in run.stages],

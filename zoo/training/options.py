@@ -44,7 +44,13 @@ class TrainOptions:
     resume: bool = False
     overwrite: bool = False
     verbose: int = 1  # Keras progress bars: 0 silent, 1 bar, 2 one line per epoch
-    task_options: dict[str, Any] = field(default_factory=dict)
+    task_options: Any = field(default_factory=dict)  # `--opt key=value`; the engine parses it into the task's dataclass
+    # Filled by the engine when a run starts (zoo.training.finetune), never given by users:
+    arch: str | None = None  # registry name, model directory or "hub:PATH" (None for a keras.Model)
+    task: str | None = None
+    input_shape: tuple[int, int, int] | None = None  # (H, W, C) the model takes
+    replicas: int = 1  # replicas in sync (the global batch is split across them)
+    workdir: str | None = None  # OUT/checkpoint: where resumable state and caches live
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -78,9 +84,12 @@ def _choices(name: str) -> tuple[str, ...]:
     return get_args(get_type_hints(TrainOptions)[name])
 
 
+RUNTIME_FIELDS = ("arch", "task", "input_shape", "replicas", "workdir")
+
+
 def make_options(**kwargs: Any) -> TrainOptions:
     """TrainOptions from keywords; an unknown keyword names the valid ones."""
-    known = {f.name for f in fields(TrainOptions)}
+    known = {f.name for f in fields(TrainOptions)} - set(RUNTIME_FIELDS)
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise UsageError(f"Unknown fine-tuning option(s) {', '.join(unknown)}. Valid: {', '.join(sorted(known))}.")
