@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import warnings
 from collections import deque
 from collections.abc import Iterator
@@ -245,27 +244,13 @@ def resolve_model(model: Any, *, weights: str | None = None) -> tuple[Any, dict]
         loaded = load_model(path)
         return loaded, get_meta(loaded)
     import zoo
+    from zoo.registry import default_weights
 
     spec_name = text
     if weights is None:
-        weights = default_weights(spec_name)
+        weights = default_weights(spec_name, warn=True)
     built = zoo.build(spec_name, weights=weights)
     return built, get_meta(built)
-
-
-def default_weights(name: str) -> str | None:
-    """The weights predict uses when none are named: "imagenet" if the model has it, else the
-    first manifest tag; None (random weights, with a warning) when the model has no weights."""
-    from zoo.pretrained.manifest import tags_for
-    from zoo.registry import get_spec
-
-    spec = get_spec(name)
-    tags = tags_for(spec.name)
-    if not tags:
-        warnings.warn(f"{spec.name} has no pretrained weights: predicting with random weights. "
-                      f"Pass --weights PATH, or a model directory from `zoo finetune`.", stacklevel=3)
-        return None
-    return "imagenet" if "imagenet" in tags else tags[0]
 
 
 def input_size(model: Any, meta: dict) -> tuple[int, int, int]:
@@ -358,20 +343,6 @@ def _compile_forward(model: Any, norm: dict | None):
         return tf.nest.map_structure(lambda t: t.numpy(), out)
 
     return run
-
-
-def artefact_path(save_dir: str | os.PathLike, source: Any, *, suffix: str = ".png") -> Path:
-    """A new file in save_dir named after the source ("cat.jpg" -> "cat.png"; "cat_1.png" when
-    taken), so two inputs never overwrite each other's artefacts."""
-    save_dir = Path(save_dir)
-    stem = Path(str(source)).stem if isinstance(source, (str, os.PathLike)) else "image"
-    stem = re.sub(r"[^\w.-]+", "_", stem) or "image"
-    candidate = save_dir / f"{stem}{suffix}"
-    n = 1
-    while candidate.exists():
-        candidate = save_dir / f"{stem}_{n}{suffix}"
-        n += 1
-    return candidate
 
 
 def count_inputs(sources: Any, *, recursive: bool = False) -> int:

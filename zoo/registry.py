@@ -96,6 +96,21 @@ def _weight_tags(name: str) -> list[str]:
     return tags_for(name)
 
 
+def default_weights(name: str, *, warn: bool = False) -> str | None:
+    """The one rule for the weights a model gets when none are named: "imagenet" if the model
+    has it, else its first manifest tag, else None (random weights; with `warn`, a warning)."""
+    spec = get_spec(name)
+    tags = _weight_tags(spec.name)
+    if not tags:
+        if warn:
+            import warnings
+
+            warnings.warn(f"{spec.name} has no pretrained weights: using random weights. "
+                          f"Pass --weights PATH, or a model directory from `zoo finetune`.", stacklevel=3)
+        return None
+    return "imagenet" if "imagenet" in tags else tags[0]
+
+
 def list_models(pattern: str | None = None, *, task: str | None = None, pretrained: bool | None = None) -> list[str]:
     """Registry names, sorted, filtered by an fnmatch `pattern` ("resnet*"), `task` and `pretrained`.
 

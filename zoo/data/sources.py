@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from zoo.data.images import IMAGE_EXTENSIONS, list_images
 from zoo.errors import ImageError
@@ -125,3 +127,17 @@ def _read_list(list_file: Path, *, recursive: bool) -> Iterator[Item]:
                 yield from _expand(entry, recursive=recursive, in_list=True)
         except UnicodeDecodeError:
             yield str(list_file), f"the list is not UTF-8 text; write one image path a line: {list_file}"
+
+
+def artefact_path(save_dir: str | os.PathLike, source: Any, *, suffix: str = ".png") -> Path:
+    """A new file in save_dir named after the source ("cat.jpg" -> "cat.png"; "cat_1.png" when
+    taken), so two inputs never overwrite each other's artefacts."""
+    save_dir = Path(save_dir)
+    stem = Path(str(source)).stem if isinstance(source, (str, os.PathLike)) else "image"
+    stem = re.sub(r"[^\w.-]+", "_", stem) or "image"
+    candidate = save_dir / f"{stem}{suffix}"
+    n = 1
+    while candidate.exists():
+        candidate = save_dir / f"{stem}_{n}{suffix}"
+        n += 1
+    return candidate

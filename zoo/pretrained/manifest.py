@@ -228,3 +228,4 @@ def read_labels(name: str | None) -> list[str] | None:
     file = name if name.endswith(".txt") else f"{name}.txt"
     text = resources.files("zoo.weights").joinpath("labels", file).read_text(encoding="utf-8")
     return [line.rstrip("\n") for line in text.splitlines() if line.strip()]
+

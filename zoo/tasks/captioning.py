@@ -81,7 +81,7 @@ class CaptioningTask:
         return [{"caption": o["caption"], "log_prob": round(float(o["log_prob"]), 4)} for o in outputs]
 
     def save(self, record: dict, image: np.ndarray, meta: dict, save_dir) -> None:
-        from zoo.inference import artefact_path
+        from zoo.data.sources import artefact_path
         from zoo.tasks.captioning_draw import captioned, save_png
 
         save_png(captioned(image, record.get("caption", "")), artefact_path(Path(save_dir), record["source"]))

@@ -61,7 +61,7 @@ class ClassificationTask:
         """The input with its top predictions written in the corner, as PNG."""
         from PIL import Image, ImageDraw
 
-        from zoo.inference import artefact_path
+        from zoo.data.sources import artefact_path
 
         pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).convert("RGB")
         if max(pil.size) < 256:  # tiny inputs (28x28 digits) would leave no room for text

@@ -103,7 +103,7 @@ class DetectionTask:
 
     def save(self, record: dict, image: np.ndarray, meta: dict, save_dir) -> None:
         """The input image with its boxes, labels and scores, one colour per class (PNG)."""
-        from zoo.inference import artefact_path
+        from zoo.data.sources import artefact_path
         from zoo.tasks.detection_draw import save_annotated
 
         save_annotated(image, record.get("detections", []), artefact_path(Path(save_dir), record["source"], suffix=".png"))

@@ -124,7 +124,7 @@ class SegmentationTask:
     def save(self, record: dict, image: np.ndarray, meta: dict, save_dir) -> None:
         """<stem>_mask.png (class indices, VOC palette) and <stem>_overlay.png in save_dir."""
         from zoo.data.segmentation import read_mask
-        from zoo.inference import artefact_path
+        from zoo.data.sources import artefact_path
 
         save_dir = Path(save_dir)
         source = record["source"]
