@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def constant_baseline(train_dir: Path, test_dir: Path) -> dict:
     """Scores on the test set of the best constant caption: the training caption with the highest
     BLEU-4 when given to every training image (chosen on training data, like any trained model)."""
-    from zoo.data.captioning import read_captions
-    from zoo.tasks.captioning_metrics import caption_metrics
-    from zoo.tasks.captioning_text import tokenize
+    from zoo.tasks.captioning.data import read_captions
+    from zoo.tasks.captioning.metrics import caption_metrics
+    from zoo.tasks.captioning.text import tokenize
 
     train_refs = [[tokenize(c) for c in caps] for _, caps in read_captions(train_dir).items]
     test_refs = [[tokenize(c) for c in caps] for _, caps in read_captions(test_dir).items]
@@ -42,7 +42,7 @@ def run(root: Path, *, count: int, size: int, backbone: str = "tiny", epochs: in
     """Make data in `root`, train into root/model, and return the test scores (see the module docstring)."""
     import zoo
     from make_shapes_captions import make
-    from zoo.tasks.captioning_train import evaluate
+    from zoo.tasks.captioning.train import evaluate
 
     shape_options = {"colours": colours, "shapes": shapes, "relations": relations}
     make(root / "train", count=count, size=size, seed=seed, **shape_options)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo.data.captioning import read_captions, split
+from zoo.tasks.captioning.data import read_captions, split
 from zoo.errors import DataError, UsageError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -102,7 +102,7 @@ def test_split_is_by_image_and_seeded():
 
 
 def test_unreadable_images_are_skipped_and_reported(tmp_path):
-    from zoo.data.captioning import load_images
+    from zoo.tasks.captioning.data import load_images
 
     data = _folder(tmp_path, b"a.png#0\tred\nb.png#0\tred\n")
     (data / "images" / "b.png").write_bytes(b"not a png at all")

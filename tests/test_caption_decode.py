@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from zoo.errors import UsageError
-from zoo.tasks.captioning_decode import beam_search, greedy
-from zoo.tasks.captioning_text import END_ID, START_ID
+from zoo.tasks.captioning.decode import beam_search, greedy
+from zoo.tasks.captioning.text import END_ID, START_ID
 
 V = 8
 
@@ -96,7 +96,7 @@ def test_beam_one_equals_greedy_on_a_real_decoder():
     import keras
 
     from zoo.models.show_and_tell import build_from_config, make_config
-    from zoo.tasks.captioning_fit import generate
+    from zoo.tasks.captioning.fit import generate
 
     keras.utils.set_random_seed(3)
     config = make_config(backbone="tiny", vocab_size=12, embed_dim=8, units=8, tiny_width=4)

@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 
-from zoo.tasks.captioning_metrics import caption_metrics, cider_d, corpus_bleu
+from zoo.tasks.captioning.metrics import caption_metrics, cider_d, corpus_bleu
 
 WORDS = "a red blue green circle square triangle left right of above below the dog runs".split()
 WEIGHTS = [(1.0,), (0.5, 0.5), (1 / 3, 1 / 3, 1 / 3), (0.25, 0.25, 0.25, 0.25)]

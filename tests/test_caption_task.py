@@ -24,7 +24,7 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("captions")
     make(root / "data", count=24, size=32, seed=5, fmt="csv")
-    import zoo.tasks.captioning_fit as fit
+    import zoo.tasks.captioning.fit as fit
 
     calls = []
 
@@ -84,7 +84,7 @@ def test_beam_size_one_prediction_equals_greedy_generation(trained):
     import zoo
     from zoo.data.images import decode_image
     from zoo.modeldir import get_meta
-    from zoo.tasks.captioning_fit import generate
+    from zoo.tasks.captioning.fit import generate
 
     root, _ = trained
     model = zoo.load_model(root / "model")
@@ -134,7 +134,7 @@ def test_stages_keep_a_frozen_encoder_frozen_without_a_cache():
     """--cache-features off (or several replicas): the whole model trains with the encoder frozen."""
     from zoo.models.show_and_tell import build_from_config, make_config
     from zoo.tasks.base import TaskData
-    from zoo.tasks.captioning_train import stages
+    from zoo.tasks.captioning.train import stages
     from zoo.training.freeze import freeze
 
     model = build_from_config(make_config(backbone="tiny", vocab_size=8, embed_dim=4, units=4, tiny_width=2),

@@ -3,7 +3,7 @@
 import pytest
 
 from zoo.errors import UsageError
-from zoo.tasks.captioning_text import (END_ID, PAD_ID, SPECIALS, START_ID, UNK_ID, build_vocabulary, decode, encode,
+from zoo.tasks.captioning.text import (END_ID, PAD_ID, SPECIALS, START_ID, UNK_ID, build_vocabulary, decode, encode,
                                        standardize)
 
 CAPTIONS = ["A red circle, left of a blue square.", "a blue square right of a red circle",

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from zoo.data.captioning import read_captions
+from zoo.tasks.captioning.data import read_captions
 from zoo.errors import UsageError
 
 

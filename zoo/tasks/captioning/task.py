@@ -5,7 +5,7 @@ preprocessing), `forward` runs the encoder once and decodes (greedy with beam_si
 search; options beam_size, max_length, alpha), `postprocess` gives each record "caption" and
 "log_prob", `save` writes the image with its caption under it. The vocabulary and max_length come
 from metadata.json, so prediction reproduces the training tokenisation. Training side:
-zoo/tasks/captioning_train.py, imported only when training needs it.
+zoo/tasks/captioning/train.py, imported only when training needs it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from zoo.errors import UsageError
 
-_TRAIN_MODULE = "zoo.tasks.captioning_train"
+_TRAIN_MODULE = "zoo.tasks.captioning.train"
 
 
 def _train():
@@ -44,7 +44,7 @@ def decoding_options(meta: dict, options: dict | None) -> dict[str, Any]:
 
 def check_model_vocabulary(model, vocab) -> list[str]:
     """The metadata's vocabulary must have the specials first and one word per softmax unit."""
-    from zoo.tasks.captioning_text import check_vocabulary
+    from zoo.tasks.captioning.text import check_vocabulary
 
     vocab = check_vocabulary(vocab)
     units = int(model.get_layer("decoder").get_layer("logits").units)
@@ -68,7 +68,7 @@ class CaptioningTask:
                                 crop_pct=prep.get("crop_pct"), interpolation=prep.get("interpolation", "bilinear"))
 
     def forward(self, model, batch: np.ndarray, meta: dict, options: dict) -> list[dict]:
-        from zoo.tasks.captioning_fit import generate
+        from zoo.tasks.captioning.fit import generate
 
         vocab = meta.get("vocabulary")
         if not vocab:
@@ -82,11 +82,11 @@ class CaptioningTask:
 
     def save(self, record: dict, image: np.ndarray, meta: dict, save_dir) -> None:
         from zoo.data.sources import artefact_path
-        from zoo.tasks.captioning_draw import captioned, save_png
+        from zoo.tasks.captioning.draw import captioned, save_png
 
         save_png(captioned(image, record.get("caption", "")), artefact_path(Path(save_dir), record["source"]))
 
-    # --- training: zoo/tasks/captioning_train.py ---
+    # --- training: zoo/tasks/captioning/train.py ---
 
     def check_data(self, data, options):
         return _train().check_data(data, options)

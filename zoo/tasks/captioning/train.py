@@ -52,7 +52,7 @@ def input_shape(options: dict) -> tuple[int, int, int]:
 
 def check_data(data, options: dict) -> None:
     """Fail fast (before TensorFlow loads) on DATA that is not a captioning folder."""
-    from zoo.data.captioning import find_captions_file
+    from zoo.tasks.captioning.data import find_captions_file
 
     path = Path(data)
     if not path.is_dir():
@@ -61,16 +61,16 @@ def check_data(data, options: dict) -> None:
 
 
 def _images(items, shape) -> tuple[np.ndarray, list, dict]:
-    from zoo.data.captioning import load_images
+    from zoo.tasks.captioning.data import load_images
 
     images, kept, errors = load_images([p for p, _ in items], size=shape[:2], channels=shape[2], progress=True)
     return images, [items[i] for i in kept], errors
 
 
 def load_data(data, options: dict) -> TaskData:
-    from zoo.data.captioning import read_captions, split
-    from zoo.tasks.captioning_fit import caption_table
-    from zoo.tasks.captioning_text import build_vocabulary, tokenize
+    from zoo.tasks.captioning.data import read_captions, split
+    from zoo.tasks.captioning.fit import caption_table
+    from zoo.tasks.captioning.text import build_vocabulary, tokenize
 
     topts = _topts(options)
     shape = input_shape(options)
@@ -173,7 +173,7 @@ def build_model(arch, data: TaskData, options: dict):
     if not cache:
         return model
     # Frozen encoder: its features never change, so compute them once per image and train the decoder.
-    from zoo.tasks.captioning_fit import encode_images
+    from zoo.tasks.captioning.fit import encode_images
 
     batch = max(int(options.get("batch_size", 32)), 32)
     x_train, x_val = data.extras["images"]
@@ -201,13 +201,13 @@ def stages(model, data: TaskData, options: dict):
 
 
 def loss(data: TaskData, options: dict):
-    from zoo.tasks.captioning_fit import caption_loss
+    from zoo.tasks.captioning.fit import caption_loss
 
     return caption_loss()
 
 
 def metrics(data: TaskData, options: dict) -> list:
-    from zoo.tasks.captioning_fit import token_accuracy
+    from zoo.tasks.captioning.fit import token_accuracy
 
     return [token_accuracy()]
 
@@ -237,9 +237,9 @@ def metadata(model, data: TaskData, options: dict) -> dict[str, Any]:
 
 def score(model, sources, references: list[list[str]], *, vocab, beam_size: int, max_length: int, alpha: float = 1.0,
           from_features: bool = False, batch_size: int = 64) -> dict[str, Any]:
-    from zoo.tasks.captioning_fit import generate
-    from zoo.tasks.captioning_metrics import caption_metrics
-    from zoo.tasks.captioning_text import tokenize
+    from zoo.tasks.captioning.fit import generate
+    from zoo.tasks.captioning.metrics import caption_metrics
+    from zoo.tasks.captioning.text import tokenize
 
     outs = generate(model, sources, vocab=vocab, beam_size=beam_size, max_length=max_length, alpha=alpha,
                     from_features=from_features, batch_size=batch_size)
@@ -251,7 +251,7 @@ def score(model, sources, references: list[list[str]], *, vocab, beam_size: int,
 
 def evaluate(model, meta: dict, data_dir, options: dict | None = None) -> dict[str, Any]:
     """bleu1..bleu4, cider, exact, num_images, num_captions on a captioning folder."""
-    from zoo.data.captioning import load_images, read_captions
+    from zoo.tasks.captioning.data import load_images, read_captions
 
     options = dict(options or {})
     if not meta.get("vocabulary"):
@@ -282,8 +282,8 @@ def report(model, meta: dict, data: TaskData, out_dir) -> None:
     _, val_items = data.extras["items"]
     if not val_items:
         return
-    from zoo.tasks.captioning_draw import draw_examples
-    from zoo.tasks.captioning_fit import generate
+    from zoo.tasks.captioning.draw import draw_examples
+    from zoo.tasks.captioning.fit import generate
 
     n = min(8, len(val_items))
     images = data.extras["images"][1][:n]

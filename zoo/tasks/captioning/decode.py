@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from zoo.errors import UsageError
-from zoo.tasks.captioning_text import END_ID, START_ID
+from zoo.tasks.captioning.text import END_ID, START_ID
 
 Step = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.tasks.captioning_text import PAD_ID, decode, encode
+from zoo.tasks.captioning.text import PAD_ID, decode, encode
 
 
 def caption_loss():
@@ -67,7 +67,7 @@ def generate(model, inputs: np.ndarray, *, vocab: Sequence[str], beam_size: int 
 
     beam_size 1 is greedy decoding; alpha is the length-normalisation exponent of beam search.
     """
-    from zoo.tasks.captioning_decode import beam_search, greedy
+    from zoo.tasks.captioning.decode import beam_search, greedy
 
     start, step = _decoding_models(model, from_features=from_features)
 
