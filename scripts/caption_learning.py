@@ -42,7 +42,7 @@ def run(root: Path, *, count: int, size: int, backbone: str = "tiny", epochs: in
     """Make data in `root`, train into root/model, and return the test scores (see the module docstring)."""
     import zoo
     from make_shapes_captions import make
-    from zoo.tasks.captioning.train import evaluate
+    from zoo.tasks.captioning import TASK
 
     shape_options = {"colours": colours, "shapes": shapes, "relations": relations}
     make(root / "train", count=count, size=size, seed=seed, **shape_options)
@@ -61,7 +61,7 @@ def run(root: Path, *, count: int, size: int, backbone: str = "tiny", epochs: in
     meta = get_meta(loaded)
     result = {"train_seconds": round(seconds, 1), "vocabulary": len(meta["vocabulary"])}
     for beam in (1, 3):
-        scores = evaluate(loaded, meta, root / "test", {"beam_size": beam})
+        scores = TASK.evaluate(loaded, meta, root / "test", {"beam_size": beam})
         result[f"beam{beam}"] = {k: scores[k] for k in ("bleu1", "bleu2", "bleu3", "bleu4", "cider", "exact", "num_images")}
     result["constant"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in
                           constant_baseline(root / "train", root / "test").items()}

@@ -96,7 +96,7 @@ def test_beam_one_equals_greedy_on_a_real_decoder():
     import keras
 
     from zoo.models.show_and_tell import build_from_config, make_config
-    from zoo.tasks.captioning.fit import generate
+    from zoo.tasks.captioning.predict import generate
 
     keras.utils.set_random_seed(3)
     config = make_config(backbone="tiny", vocab_size=12, embed_dim=8, units=8, tiny_width=4)

@@ -24,22 +24,22 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("captions")
     make(root / "data", count=24, size=32, seed=5, fmt="csv")
-    import zoo.tasks.captioning.fit as fit
+    import zoo.tasks.captioning.train as train
 
     calls = []
 
-    real = fit.encode_images
+    real = train.encode_images
 
     def counting(model, images, **kw):
         calls.append(len(images))
         return real(model, images, **kw)
 
-    fit.encode_images = counting
+    train.encode_images = counting
     try:
         zoo.finetune("show_and_tell", root / "data", out=root / "model", backbone="tiny", image_size=32, weights="none",
                      epochs=2, batch_size=8, augment="none", verbose=0, task_options=TASK_OPTIONS)
     finally:
-        fit.encode_images = real
+        train.encode_images = real
     return root, calls
 
 
@@ -84,7 +84,7 @@ def test_beam_size_one_prediction_equals_greedy_generation(trained):
     import zoo
     from zoo.data.images import decode_image
     from zoo.modeldir import get_meta
-    from zoo.tasks.captioning.fit import generate
+    from zoo.tasks.captioning.predict import generate
 
     root, _ = trained
     model = zoo.load_model(root / "model")
@@ -133,21 +133,23 @@ def test_bad_data_fails_before_training(tmp_path):
 def test_stages_keep_a_frozen_encoder_frozen_without_a_cache():
     """--cache-features off (or several replicas): the whole model trains with the encoder frozen."""
     from zoo.models.show_and_tell import build_from_config, make_config
-    from zoo.tasks.base import TaskData
-    from zoo.tasks.captioning.train import stages
+    from zoo.tasks.captioning import TASK
     from zoo.training.freeze import freeze
+    from zoo.training.options import TrainOptions
+    from zoo.training.task import TaskData
 
     model = build_from_config(make_config(backbone="tiny", vocab_size=8, embed_dim=4, units=4, tiny_width=2),
                               input_shape=(16, 16, 3))
     data = TaskData(train=None, val=None, labels=[], extras={"cached": False})
-    (stage,) = stages(model, data, {"epochs": 3, "lr": 0.01})
+    opts = TrainOptions(epochs=3, lr=0.01)
+    (stage,) = TASK.stages(model, data, opts)
     assert stage.freeze == {"until": "encoder_pool", "bn": "frozen"} and stage.epochs == 3
     freeze(model, **stage.freeze)
     assert not model.get_layer("encoder").trainable_weights
     assert len(model.trainable_weights) == len(model.get_layer("decoder").weights)
     scratch = build_from_config(make_config(backbone="tiny", vocab_size=8, embed_dim=4, units=4, tiny_width=2,
                                             train_backbone=True), input_shape=(16, 16, 3))
-    assert stages(scratch, data, {"epochs": 3, "lr": 0.01})[0].freeze is None
+    assert TASK.stages(scratch, data, opts)[0].freeze is None
 
 
 def test_vocabulary_must_match_the_softmax(trained):
@@ -183,3 +185,44 @@ def test_pretrained_backbone_is_frozen_cached_and_saved_unchanged(tmp_path):
     reference = zoo.build_backbone("resnet18", weights=str(tmp_path / "r18.weights.h5"), input_shape=(32, 32, 3))
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(np.asarray(encoder(x)), np.asarray(reference(x)["s32"]).mean(axis=(1, 2)), atol=1e-5)
+
+
+def test_task_options_parse_from_the_command_line_once():
+    from zoo.tasks.captioning import TASK, CaptioningTask
+    from zoo.tasks.captioning.options import CaptioningOptions
+    from zoo.training.task import Task, get_task
+
+    assert get_task("captioning") is TASK and isinstance(TASK, CaptioningTask) and isinstance(TASK, Task)
+    defaults = TASK.parse_options({})
+    assert defaults == CaptioningOptions() and (defaults.min_count, defaults.max_length, defaults.beam_size) == (5, 40, 3)
+    assert defaults.train_backbone is None and defaults.arch_options() == {}
+    opts = TASK.parse_options({"min_count": "2", "beam_size": "1", "alpha": "0.5", "train_backbone": "false",
+                               "units": "64", "pooling": "flatten", "dropout": "none"})
+    assert (opts.min_count, opts.beam_size, opts.alpha, opts.train_backbone) == (2, 1, 0.5, False)
+    assert opts.arch_options() == {"units": 64, "pooling": "flatten"}
+    assert TASK.parse_options(opts) is opts
+
+
+@pytest.mark.parametrize("raw, match", [
+    ({"beam": "3"}, "Unknown captioning option.*Valid: .*beam_size"),
+    ({"min_count": "0"}, "min_count.*>= 1"),
+    ({"max_length": "x"}, "max_length"),
+    ({"pooling": "mean"}, "pooling.*avg, max, flatten.*'mean'"),
+    ({"feature": "s64"}, "feature"),
+    ({"dropout": "1.5"}, r"dropout.*\[0, 1\)"),
+    ({"train_backbone": "maybe"}, "train_backbone"),
+    ({"alpha": "inf"}, "alpha"),
+])
+def test_bad_task_options_name_the_rule(raw, match):
+    from zoo.tasks.captioning import TASK
+
+    with pytest.raises(UsageError, match=match):
+        TASK.parse_options(raw)
+
+
+def test_the_task_package_imports_without_tensorflow():
+    import subprocess
+
+    code = ("import sys, zoo.tasks.captioning as c; c.TASK.parse_options({'units': '8'}); "
+            "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -75,7 +75,7 @@ def test_padding_after_the_caption_does_not_change_earlier_steps():
 def test_loss_ignores_padding():
     import keras
 
-    from zoo.tasks.captioning.fit import caption_loss
+    from zoo.tasks.captioning.train import caption_loss
 
     rng = np.random.default_rng(1)
     y_true = np.array([[5, 6, 3, 0, 0], [7, 3, 0, 0, 0]], "int32")

@@ -10,7 +10,8 @@ Names are relative to `images/` (also `Images/`, `Flicker8k_Dataset/`, or DATA i
 Bad input is counted, never fatal for one line: captions naming missing images, empty captions,
 malformed lines, images without captions; a file that is not UTF-8 is an error naming the line.
 `read_captions(data)` returns a CaptionSet: items [(image path, [captions])] in file order plus
-a summary of those counts.
+a summary of those counts. `load_images` decodes them once; `caption_table` and `per_caption`
+make the training pipeline.
 """
 
 from __future__ import annotations
@@ -223,3 +224,26 @@ def _progress(items, show: bool, label: str):
     from rich.progress import track
 
     return track(items, description=label, transient=True)
+
+
+def caption_table(items, vocab, *, max_length: int):
+    """(image index per caption, token ids (n, max_length + 2)) for (image, captions) items: each
+    image is stored once however many captions it has."""
+    import numpy as np
+
+    from zoo.tasks.captioning.text import encode
+
+    index = np.array([i for i, (_, caps) in enumerate(items) for _ in caps], "int32")
+    tokens = encode([c for _, caps in items for c in caps], vocab, max_length=max_length)
+    return index, tokens
+
+
+def per_caption(sources, index, tokens):
+    """Unbatched ((image or features, tokens[:-1]), tokens[1:]) for teacher forcing: the decoder
+    reads <start> w1 .. wn and predicts w1 .. wn <end>."""
+    import tensorflow as tf
+
+    table = tf.constant(sources)
+    ds = tf.data.Dataset.from_tensor_slices((index, tokens))
+    return ds.map(lambda i, t: ((tf.cast(tf.gather(table, i), tf.float32), t[:-1]), t[1:]),
+                  num_parallel_calls=tf.data.AUTOTUNE)

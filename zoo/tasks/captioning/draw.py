@@ -31,13 +31,6 @@ def captioned(image: np.ndarray, caption: str, *, extra: str | None = None, min_
     return canvas
 
 
-def save_png(image, path: Path) -> Path:
-    """Atomic PNG write: temp file in the same folder, then rename."""
-    from zoo.modeldir import atomic_save_image
-
-    return atomic_save_image(image, path)
-
-
 def draw_examples(images: np.ndarray, generated: list[str], references: list[str], path: Path, *, columns: int = 4) -> Path:
     """A grid of images, each with its generated caption and (grey) one reference."""
     from PIL import Image
@@ -51,4 +44,6 @@ def draw_examples(images: np.ndarray, generated: list[str], references: list[str
     sheet = Image.new("RGB", (columns * width, rows * height), (255, 255, 255))
     for i, tile in enumerate(tiles):
         sheet.paste(tile, ((i % columns) * width, (i // columns) * height))
-    return save_png(sheet, path)
+    from zoo.files import save_image
+
+    return save_image(sheet, path)

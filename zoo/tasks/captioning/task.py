@@ -1,74 +1,35 @@
-"""Image captioning: the TASK object (interface in zoo/tasks/base.py).
+"""Image captioning as the engine's Task: `zoo finetune show_and_tell DATA`, predict, evaluate.
 
-Prediction: `prepare` resizes (policy from metadata, squash by default; the model carries its
-preprocessing), `forward` runs the encoder once and decodes (greedy with beam_size 1, else beam
-search; options beam_size, max_length, alpha), `postprocess` gives each record "caption" and
-"log_prob", `save` writes the image with its caption under it. The vocabulary and max_length come
-from metadata.json, so prediction reproduces the training tokenisation. Training side:
-zoo/tasks/captioning/train.py, imported only when training needs it.
+Prediction: `prepare` (the engine's default) resizes with the metadata's policy; `forward` runs the
+encoder once and decodes (greedy with beam_size 1, else beam search; options beam_size,
+max_length, alpha); `postprocess` gives each record "caption" and "log_prob"; `save` writes the
+image with its caption under it. The vocabulary and max_length come from metadata.json, so
+prediction reproduces the training tokenisation.
+
+Training: images are decoded once and kept as uint8. With a frozen backbone the encoder then runs
+once per image: `build_model` computes the pooled features, swaps the datasets to (features,
+tokens) and hands the trainer the decoder; `report` writes the whole captioner (encoder + trained
+decoder) as model.keras. With a trainable backbone the whole model trains on images.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from zoo.errors import UsageError
-
-_TRAIN_MODULE = "zoo.tasks.captioning.train"
-
-
-def _train():
-    return importlib.import_module(_TRAIN_MODULE)
+from zoo.tasks.captioning.options import CaptioningOptions
+from zoo.training.task import Task, TaskData
 
 
-def decoding_options(meta: dict, options: dict | None) -> dict[str, Any]:
-    """beam_size, max_length (words) and alpha: the caller's options, else the model's metadata."""
-    options = dict(options or {})
-    settings = meta.get("captioning") or {}
-    beam = options.get("beam_size") or settings.get("beam_size", 3)
-    length = options.get("max_length") or int(meta.get("max_length", 20)) + 2
-    alpha = options.get("alpha", settings.get("alpha", 1.0))
-    try:
-        beam, length, alpha = int(beam), int(length), float(alpha)
-    except (TypeError, ValueError):
-        raise UsageError(f"beam_size and max_length must be whole numbers and alpha a number. Received: "
-                         f"beam_size={beam!r}, max_length={length!r}, alpha={alpha!r}.") from None
-    if beam < 1 or length < 1:
-        raise UsageError(f"beam_size and max_length must be >= 1. Received: beam_size={beam}, max_length={length}.")
-    return {"beam_size": beam, "max_length": length, "alpha": alpha}
-
-
-def check_model_vocabulary(model, vocab) -> list[str]:
-    """The metadata's vocabulary must have the specials first and one word per softmax unit."""
-    from zoo.tasks.captioning.text import check_vocabulary
-
-    vocab = check_vocabulary(vocab)
-    units = int(model.get_layer("decoder").get_layer("logits").units)
-    if units != len(vocab):
-        raise UsageError(f"metadata.json holds {len(vocab)} vocabulary words but the model's softmax has {units}. "
-                         f"Keep model.keras and metadata.json of the same `zoo finetune` run together.")
-    return vocab
-
-
-class CaptioningTask:
+class CaptioningTask(Task):
     name = "captioning"
+    options_class = CaptioningOptions
 
     # --- prediction ---
 
-    def prepare(self, image: np.ndarray, meta: dict) -> tuple[np.ndarray, dict]:
-        from zoo.data.images import resize_for_model
-
-        prep = meta.get("preprocessing") or {}
-        height, width = meta["input_shape"][:2]
-        return resize_for_model(image, (height, width), resize=prep.get("resize", "squash"),
-                                crop_pct=prep.get("crop_pct"), interpolation=prep.get("interpolation", "bilinear"))
-
-    def forward(self, model, batch: np.ndarray, meta: dict, options: dict) -> list[dict]:
-        from zoo.tasks.captioning.fit import generate
+    def forward(self, model, batch, meta: dict, options: dict) -> list[dict]:
+        from zoo.tasks.captioning.predict import check_model_vocabulary, decoding_options, generate
 
         vocab = meta.get("vocabulary")
         if not vocab:
@@ -77,43 +38,206 @@ class CaptioningTask:
         check_model_vocabulary(model, vocab)
         return generate(model, batch, vocab=vocab, **decoding_options(meta, options))
 
-    def postprocess(self, outputs: Any, infos: list[dict], meta: dict, options: dict) -> list[dict]:
+    def postprocess(self, outputs, infos: list[dict], meta: dict, options: dict) -> list[dict]:
         return [{"caption": o["caption"], "log_prob": round(float(o["log_prob"]), 4)} for o in outputs]
 
-    def save(self, record: dict, image: np.ndarray, meta: dict, save_dir) -> None:
+    def save(self, record: dict, image, meta: dict, save_dir) -> None:
         from zoo.data.sources import artefact_path
-        from zoo.tasks.captioning.draw import captioned, save_png
+        from zoo.files import save_image
+        from zoo.tasks.captioning.draw import captioned
 
-        save_png(captioned(image, record.get("caption", "")), artefact_path(Path(save_dir), record["source"]))
+        save_image(captioned(image, record.get("caption", "")), artefact_path(save_dir, record["source"]))
 
-    # --- training: zoo/tasks/captioning/train.py ---
+    # --- training ---
 
-    def check_data(self, data, options):
-        return _train().check_data(data, options)
+    def check_data(self, data, opts) -> None:
+        """Fail fast (before TensorFlow loads) on DATA that is not a captioning folder."""
+        from zoo.tasks.captioning.data import find_captions_file
 
-    def load_data(self, data, options):
-        return _train().load_data(data, options)
+        path = Path(data)
+        if not path.is_dir():
+            raise UsageError(f"Captioning DATA must be a folder with images/ and a captions file. Received: {data!r}.")
+        find_captions_file(path)
 
-    def build_model(self, arch, data, options):
-        return _train().build_model(arch, data, options)
+    def load_data(self, data, opts) -> TaskData:
+        """Captions read, images decoded once, the vocabulary built from the training captions."""
+        from zoo.tasks.captioning.data import caption_table, per_caption, read_captions, split
+        from zoo.tasks.captioning.text import build_vocabulary, tokenize
+        from zoo.tasks.captioning.train import backbone_and_weights
 
-    def stages(self, model, data, options):
-        return _train().stages(model, data, options)
+        topts: CaptioningOptions = opts.task_options
+        captions = read_captions(data)
+        summary = dict(captions.summary)
+        backbone, weights = backbone_and_weights(opts)
+        if weights:
+            from zoo.pretrained import resolve_weights
 
-    def loss(self, data, options):
-        return _train().loss(data, options)
+            # Fetch (or find in the cache) the backbone's weights before decoding any image: an offline
+            # machine without them fails in a second, not after the whole data set is read.
+            resolve_weights(backbone, weights, include_top=False)
+        if opts.val:
+            train_items, val_items = captions.items, read_captions(opts.val).items
+        else:
+            train_items, val_items = split(captions.items, val_split=opts.val_split, seed=opts.seed)
+        x_train, train_items, bad = _decode(train_items, opts.input_shape)
+        x_val, val_items, bad_val = _decode(val_items, opts.input_shape)
+        if not train_items:
+            raise UsageError(f"No training image of {data} could be decoded ({len(bad)} unreadable). Check the images folder.")
+        vocab = build_vocabulary([c for _, caps in train_items for c in caps], min_count=topts.min_count)
+        longest = max(len(tokenize(c)) for _, caps in train_items for c in caps)
+        max_length = min(longest, topts.max_length)
+        index, tokens = caption_table(train_items, vocab, max_length=max_length)
+        vindex, vtokens = caption_table(val_items, vocab, max_length=max_length)
+        summary.update(train_images=len(train_items), val_images=len(val_items), train_captions=len(index),
+                       val_captions=len(vindex), unreadable_images=len(bad) + len(bad_val), vocabulary=len(vocab),
+                       max_length=max_length)
+        extras = {"vocabulary": vocab, "max_length": max_length, "images": (x_train, x_val),
+                  "tables": ((index, tokens), (vindex, vtokens)), "items": (train_items, val_items)}
+        return TaskData(train=per_caption(x_train, index, tokens),
+                        val=per_caption(x_val, vindex, vtokens) if len(vindex) else None,
+                        labels=[], summary=summary, extras=extras, num_train=len(index), num_val=len(vindex) or None)
 
-    def metrics(self, data, options):
-        return _train().metrics(data, options)
+    def build_model(self, arch, data: TaskData, opts):
+        """The whole captioner; with a frozen encoder, its decoder alone over features cached here."""
+        import numpy as np
 
-    def metadata(self, model, data, options):
-        return _train().metadata(model, data, options)
+        from zoo.modeldir import attach_meta
+        from zoo.models.show_and_tell import build_from_config, make_config
+        from zoo.registry import get_spec
+        from zoo.tasks.captioning import train
 
-    def evaluate(self, model, meta, data_dir, options):
-        return _train().evaluate(model, meta, data_dir, options)
+        arch = str(arch)
+        if Path(arch).exists():
+            raise UsageError(f"Continuing a captioning run from {arch!r} is not supported yet; train from "
+                             f"'show_and_tell' (the vocabulary is rebuilt from the data).")
+        if get_spec(arch).task != "captioning":
+            raise UsageError(f"{arch!r} is a {get_spec(arch).task} model; captioning data needs 'show_and_tell' "
+                             f"(use --backbone {arch} to put {arch} under the captioner).")
+        topts: CaptioningOptions = opts.task_options
+        backbone, weights = train.backbone_and_weights(opts)
+        train_backbone = topts.train_backbone if topts.train_backbone is not None else weights is None
+        arch_options = {"vocab_size": len(data.extras["vocabulary"]), **topts.arch_options()}
+        config = make_config("show_and_tell", backbone=backbone, backbone_weights=weights,
+                             train_backbone=train_backbone, **arch_options)
+        model = build_from_config(config, input_shape=opts.input_shape)
+        meta = {"arch": "show_and_tell", "task": "captioning", "input_shape": list(opts.input_shape),
+                "preprocessing": {"in_model": True, "resize": "squash", "interpolation": "bilinear"},
+                "vocabulary": list(data.extras["vocabulary"]), "max_length": int(data.extras["max_length"]),
+                "captioning": {"backbone": backbone, "backbone_weights": weights, "train_backbone": train_backbone,
+                               "beam_size": topts.beam_size, "alpha": topts.alpha, **arch_options}}
+        if weights:
+            meta["weights"] = {"origin": f"backbone {backbone}: {weights}"}
+        attach_meta(model, meta)
+        data.extras["model"] = model
+        cache = not train_backbone and opts.cache_features != "off" and opts.replicas == 1
+        data.extras["cached"] = cache
+        if not cache:
+            return model
+        # Frozen encoder: its features never change, so compute them once per image and train the decoder.
+        from zoo.tasks.captioning.data import per_caption
 
-    def report(self, model, meta, data, out_dir):
-        return _train().report(model, meta, data, out_dir)
+        batch = max(opts.batch_size, 32)
+        x_train, x_val = data.extras["images"]
+        f_train = train.encode_images(model, x_train, batch_size=batch)
+        f_val = train.encode_images(model, x_val, batch_size=batch) if len(x_val) else np.zeros((0, f_train.shape[1]), "float32")
+        data.extras["features"] = (f_train, f_val)
+        (index, tokens), (vindex, vtokens) = data.extras["tables"]
+        data.train = per_caption(f_train, index, tokens)
+        data.val = per_caption(f_val, vindex, vtokens) if len(vindex) else None
+        decoder = model.get_layer("decoder")
+        attach_meta(decoder, meta)
+        return decoder
+
+    def loss(self, data: TaskData, opts):
+        from zoo.tasks.captioning.train import caption_loss
+
+        return caption_loss()
+
+    def metrics(self, data: TaskData, opts) -> list:
+        from zoo.tasks.captioning.train import token_accuracy
+
+        return [token_accuracy()]
+
+    def stages(self, model, data: TaskData, opts) -> list:
+        """One stage: the decoder alone (on cached features, or under a frozen encoder), or everything."""
+        from zoo.training.recipe import Stage
+
+        if data.extras.get("cached") or model.name == "decoder":
+            return [Stage("decoder", opts.epochs, opts.lr, freeze=None)]
+        if model.get_layer("encoder").trainable_weights:
+            return [Stage("train", opts.epochs, opts.lr, freeze=None)]  # batch norm included
+        # Frozen encoder without a cache (multi-worker, --cache-features off): freeze up to its last layer.
+        return [Stage("decoder", opts.epochs, opts.lr, freeze={"until": "encoder_pool", "bn": "frozen"})]
+
+    def metadata(self, model, data: TaskData, opts) -> dict[str, Any]:
+        """vocabulary, max_length, decoding defaults, and BLEU/CIDEr of the trained model on the validation images."""
+        from zoo.modeldir import get_meta
+        from zoo.tasks.captioning.predict import decoding_options, score
+
+        full = _whole(model, data)
+        meta = get_meta(full)
+        out = {k: meta[k] for k in ("arch", "task", "input_shape", "preprocessing", "vocabulary", "max_length",
+                                    "captioning") if k in meta}
+        _, val_items = data.extras["items"]
+        if val_items:
+            cached = bool(data.extras.get("cached"))
+            sources = data.extras["features"][1] if cached else data.extras["images"][1]
+            out["metrics"] = score(full, sources, [caps for _, caps in val_items], vocab=meta["vocabulary"],
+                                   from_features=cached, **decoding_options(meta))
+            out["metrics"]["split"] = "validation"
+        return out
+
+    def evaluate(self, model, meta: dict, data_dir, opts) -> dict[str, Any]:
+        """bleu1..bleu4, cider, exact, num_images, num_captions on a captioning folder. `opts` is a small
+        dict: batch_size, and the decoding options beam_size, max_length, alpha."""
+        from zoo.tasks.captioning.data import load_images, read_captions
+        from zoo.tasks.captioning.predict import decoding_options, score
+
+        opts = dict(opts or {})
+        if not meta.get("vocabulary"):
+            raise UsageError("This captioning model has no vocabulary in its metadata; evaluate a model directory "
+                             "written by `zoo finetune show_and_tell`.")
+        captions = read_captions(data_dir)
+        shape = meta.get("input_shape") or list(model.inputs[0].shape[1:])
+        images, kept, errors = load_images([p for p, _ in captions.items], size=tuple(shape[:2]), channels=int(shape[2]))
+        result = score(model, images, [captions.items[i][1] for i in kept], vocab=meta["vocabulary"],
+                       batch_size=int(opts.get("batch_size", 32)), **decoding_options(meta, opts))
+        result.update(skipped=len(errors), **{k: v for k, v in captions.summary.items() if isinstance(v, int)})
+        return result
+
+    def report(self, model, meta: dict, data: TaskData, out_dir) -> None:
+        """Write the whole captioner (the trainer saved the decoder it trained on cached features) and
+        captions.png: validation images with their generated and reference captions."""
+        from zoo.modeldir import attach_meta, write_model_dir
+
+        full = _whole(model, data)
+        if full is not model:
+            attach_meta(full, meta)
+            write_model_dir(full, out_dir, meta)
+        _, val_items = data.extras["items"]
+        if not val_items:
+            return
+        from zoo.tasks.captioning.draw import draw_examples
+        from zoo.tasks.captioning.predict import decoding_options, generate
+
+        n = min(8, len(val_items))
+        images = data.extras["images"][1][:n]
+        outs = generate(full, images, vocab=meta["vocabulary"], **decoding_options(meta))
+        draw_examples(images, [o["caption"] for o in outs], [caps[0] for _, caps in val_items[:n]],
+                      Path(out_dir) / "captions.png")
+
+
+def _whole(model, data: TaskData | None):
+    """The whole captioner: the trainer may hold only its decoder (trained on cached features)."""
+    return (data.extras.get("model") if data is not None else None) or model
+
+
+def _decode(items, shape) -> tuple[Any, list, dict]:
+    """Images of (path, captions) items decoded once at the model's input size; unreadable ones dropped."""
+    from zoo.tasks.captioning.data import load_images
+
+    images, kept, errors = load_images([p for p, _ in items], size=shape[:2], channels=shape[2], progress=True)
+    return images, [items[i] for i in kept], errors
 
 
 TASK = CaptioningTask()
