@@ -18,12 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from zoo.tasks.captioning.data import read_captions
 from zoo.errors import UsageError
+from zoo.tasks.captioning.data import read_captions
 
 
 def fuzz(n: int) -> settings:
-    """n cases, no deadline (shared CI cores), reproducible, no example database in the checkout."""
+    """n cases, no deadline (shared CI cores), reproducible, no example database in the checkout.
+    Each case writes its folder in a fresh directory under pytest's tmp_path (shared by the cases
+    of one test, hence the suppressed function-scoped-fixture health check)."""
     scale = float(os.environ.get("ZOO_FUZZ_SCALE", "1"))  # e.g. 20 for a deep nightly run
     return settings(max_examples=max(1, int(n * scale)), deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
@@ -64,16 +66,16 @@ def _folder(tmp: str, filename: str, content: bytes) -> Path:
 @fuzz(400)
 @given(st.lists(st.tuples(names, st.sampled_from(["\t", ",", " ", ""]), caption), max_size=6),
        st.sampled_from(["captions.txt", "captions.csv"]))
-def test_token_and_csv_files(rows, filename):
+def test_token_and_csv_files(tmp_path, rows, filename):
     text = "\n".join(f"{n}{sep}{c}" for n, sep, c in rows)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
         _read(_folder(tmp, filename, text.encode("utf-8", "surrogatepass")))
 
 
 @fuzz(300)
 @given(st.binary(max_size=120), st.sampled_from(["captions.txt", "captions.csv", "captions.json"]))
-def test_raw_bytes_including_non_utf8(raw, filename):
-    with tempfile.TemporaryDirectory() as tmp:
+def test_raw_bytes_including_non_utf8(tmp_path, raw, filename):
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
         _read(_folder(tmp, filename, b"a.png\tfirst line\n" + raw))
 
 
@@ -92,8 +94,8 @@ coco = st.fixed_dictionaries({}, optional={
 
 @fuzz(600)
 @given(st.one_of(coco, anything))
-def test_coco_captions_json(doc):
-    with tempfile.TemporaryDirectory() as tmp:
+def test_coco_captions_json(tmp_path, doc):
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
         _read(_folder(tmp, "captions.json", json.dumps(doc).encode()))
 
 
@@ -105,10 +107,10 @@ def test_latin1_file_names_its_line(tmp_path):
 
 @fuzz(300)
 @given(st.binary(max_size=100))
-def test_classification_csv(raw):
+def test_classification_csv(tmp_path, raw):
     from zoo.data.classification import scan
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
         data = _folder(tmp, "train.csv", b"path,label\nimages/a.png,x\n" + raw)
         try:
             index = scan(data / "train.csv")
