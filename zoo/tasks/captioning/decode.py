@@ -1,7 +1,8 @@
-"""Greedy and beam-search decoding for the Show and Tell captioner.
+"""Greedy and beam-search decoding of captions, for any recurrent decoder.
 
 Both work on a `step(tokens, h, c) -> (log_probs, h, c)` function over numpy arrays (one decoder
-step for a batch of rows), so the search is plain numpy and testable with a fake step.
+step for a batch of rows), so the search knows no model, is plain numpy and testable with a fake
+step; zoo.tasks.captioning.predict builds the step from a trained captioner.
 
 Beam search keeps, per image, the `beam_size` best partial captions by total log-probability. A
 candidate ending in <end> leaves the beam as a finished caption, so the beam narrows until no
