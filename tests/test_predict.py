@@ -188,7 +188,7 @@ def test_logits_become_probabilities():
 
 
 def test_training_side_is_delegated():
-    from zoo.tasks import classification_train as train
+    from zoo.tasks.classification import train
     from zoo.tasks import get_task
 
     task = get_task("classification")

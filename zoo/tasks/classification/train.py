@@ -15,7 +15,7 @@ from zoo.tasks.base import TaskData
 
 def check_data(data, options: dict[str, Any]) -> None:
     """The layout checks of load_data without decoding or TensorFlow (fails fast on bad input)."""
-    from zoo.data import classification as dc
+    from zoo.tasks.classification import data as dc
 
     index = dc.scan(data)
     if options.get("val"):
@@ -26,7 +26,7 @@ def load_data(data, options: dict[str, Any]) -> TaskData:
     """Class folders or a CSV -> decoded, resized uint8 arrays -> unbatched (x, one_hot[, weight])."""
     import tensorflow as tf
 
-    from zoo.data import classification as dc
+    from zoo.tasks.classification import data as dc
 
     h, w, c = options["input_shape"]
     index = dc.scan(data)
@@ -111,7 +111,7 @@ def build_model(arch, data: TaskData, options: dict[str, Any]):
             _reset_classifier(model, seed=int(options.get("seed", 0)))
     meta = get_meta(model)
     pre = dict(meta.get("preprocessing") or {})
-    from zoo.data.classification import RESIZE
+    from zoo.tasks.classification.data import RESIZE
 
     pre.update(RESIZE)
     pre.pop("crop_pct", None)
@@ -240,7 +240,7 @@ def classification_metrics(probs: np.ndarray, y: np.ndarray, labels: list[str]) 
 
 def evaluate(model, meta: dict[str, Any], data_dir, options: dict[str, Any]) -> dict[str, Any]:
     """Metrics of `model` on labelled class folders / CSV `data_dir` (its classes must be the model's labels)."""
-    from zoo.data import classification as dc
+    from zoo.tasks.classification import data as dc
 
     labels = list(meta.get("labels") or [])
     index = dc.scan(data_dir)

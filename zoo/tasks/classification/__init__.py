@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-_TRAIN_MODULE = "zoo.tasks.classification_train"
+_TRAIN_MODULE = "zoo.tasks.classification.train"
 _OPTIONAL_TRAINING = ("check_data", "monitor", "stages")
 
 
