@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from _finetune_helpers import history_epochs, write_digits, zoo_cli
+from helpers import history_epochs, write_digits, zoo_cli
 
 # One budget for both runs: 2 epochs over scikit-learn's digits (1,797 images, 20% validation).
 # No head-only stage: LeNet's head is most of its weights, so both runs train everything, the

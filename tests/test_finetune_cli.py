@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from _finetune_helpers import zoo_cli
+from helpers import zoo_cli
 
 
 def _folder(root, counts):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from _finetune_helpers import history_epochs, write_digits, zoo_cli, zoo_popen
+from helpers import history_epochs, write_digits, zoo_cli, zoo_popen
 
 
 @pytest.mark.slow
