@@ -95,11 +95,6 @@ def test_entry_point_exit_status(tmp_path, model_dir, capfd):
 
 def test_readme_command_on_shipped_samples():
     """The README's first command: shipped LeNet-5 Fashion-MNIST weights on the shipped samples."""
-    from zoo.pretrained.manifest import tags_for
-
-    if "fashion_mnist" not in tags_for("lenet5"):
-        pytest.skip("lenet5.fashion_mnist weights are not in the manifest yet")
-    pytest.importorskip("zoo.pretrained.resolve", reason="the weights loader (zoo.pretrained.resolve) is not there yet")
     samples = REPO / "zoo" / "samples" / "fashion_mnist"
     result = _run(samples, "--model", "lenet5", "--weights", "fashion_mnist", "--format", "jsonl", "--top-k", "1")
     assert result.exit_code == 0, result.output
