@@ -33,7 +33,7 @@ class TrainOptions:
     val: str | None = None  # validation folder; else a stratified split of DATA
     val_split: float = 0.2
     seed: int = 0
-    weights: str | None = "auto"  # tag | path | None ("auto": zoo.registry.default_weights, the one default rule)
+    weights: str | None = "auto"  # tag | path | None ("auto": the first manifest tag, else none)
     image_size: int | None = None  # square input size; default the model's
     backbone: str | None = None  # for task models that take a backbone (detection, segmentation)
     precision: Precision = "auto"
