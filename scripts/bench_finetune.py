@@ -76,7 +76,7 @@ def main(argv=None) -> None:
     data = args.data
     if data is None:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from _finetune_helpers import write_digits
+        from helpers import write_digits
 
         data = write_digits(Path(tempfile.mkdtemp(prefix="bench-digits-")))
     if args.weights == "random":  # a timing-only run without downloads: random weights saved as a file

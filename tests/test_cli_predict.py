@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from test_images import make_corpus
-from test_predict import _images, tiny_model, with_meta
+from helpers import make_corpus, tiny_model, with_meta, write_images
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,7 +40,7 @@ def test_awkward_corpus_records_in_order_and_exit_1(tmp_path, model_dir):
 
 
 def test_jsonl_schema_and_exit_0(tmp_path, model_dir):
-    paths = _images(tmp_path, 3)
+    paths = write_images(tmp_path, 3)
     result = _run(tmp_path, "--model", model_dir, "--top-k", "2", "--conf", "0.5")  # task options are accepted
     assert result.exit_code == 0, result.output
     for line, path in zip(result.stdout.splitlines(), paths, strict=True):
@@ -54,7 +53,7 @@ def test_jsonl_schema_and_exit_0(tmp_path, model_dir):
 
 
 def test_csv_and_table(tmp_path, model_dir):
-    _images(tmp_path / "imgs", 2)
+    write_images(tmp_path / "imgs", 2)
     (tmp_path / "imgs" / "bad.jpg").write_text("nope")
     result = _run(tmp_path / "imgs", "--model", model_dir, "--format", "csv")
     assert result.exit_code == 1
@@ -67,7 +66,7 @@ def test_csv_and_table(tmp_path, model_dir):
 
 
 def test_usage_errors_are_one_line_exit_2(tmp_path, model_dir):
-    image = _images(tmp_path, 1)[0]
+    image = write_images(tmp_path, 1)[0]
     for args in (["--model", "resnet_51"], ["--model", model_dir, "--top-k", "0"],
                  ["--model", tmp_path / "missing_dir" / "m.keras"], ["--model", model_dir, "--weights", "imagenet"]):
         result = _run(image, *args)
@@ -80,7 +79,7 @@ def test_entry_point_exit_status(tmp_path, model_dir, capfd):
     input fails, exit 2 with one line on a usage error, never a traceback."""
     from zoo.cli import main
 
-    image = _images(tmp_path, 1)[0]
+    image = write_images(tmp_path, 1)[0]
     with pytest.raises(SystemExit) as exit_info:
         main(["predict", str(image), str(tmp_path / "missing.png"), "--model", str(model_dir)])
     out = capfd.readouterr()
@@ -96,11 +95,6 @@ def test_entry_point_exit_status(tmp_path, model_dir, capfd):
 
 def test_readme_command_on_shipped_samples():
     """The README's first command: shipped LeNet-5 Fashion-MNIST weights on the shipped samples."""
-    from zoo.pretrained.manifest import tags_for
-
-    if "fashion_mnist" not in tags_for("lenet5"):
-        pytest.skip("lenet5.fashion_mnist weights are not in the manifest yet")
-    pytest.importorskip("zoo.pretrained.resolve", reason="the weights loader (zoo.pretrained.resolve) is not there yet")
     samples = REPO / "zoo" / "samples" / "fashion_mnist"
     result = _run(samples, "--model", "lenet5", "--weights", "fashion_mnist", "--format", "jsonl", "--top-k", "1")
     assert result.exit_code == 0, result.output

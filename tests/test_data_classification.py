@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo.data import classification as dc
+from zoo.tasks.classification import data as dc
 from zoo.errors import UsageError
 
 

@@ -8,7 +8,7 @@ import socket
 import numpy as np
 import pytest
 
-from _finetune_helpers import write_digits, zoo_popen
+from helpers import write_digits, zoo_popen
 
 
 def _free_ports(n: int) -> list[int]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from test_predict import LABELS, _images, with_meta
+from helpers import LABELS, with_meta, write_images
 
 
 def small_model(seed=0, width=8):
@@ -78,7 +78,7 @@ def test_tflite_float16_and_int8(tmp_path):
     _, f16 = export_with_report(model, format="tflite", out=tmp_path / "f16.tflite", quantize="float16")
     _, f32 = export_with_report(model, format="tflite", out=tmp_path / "f32.tflite")
     assert f16["passed"] and f16["size_bytes"] < f32["size_bytes"]
-    _images(tmp_path / "calib", 8)
+    write_images(tmp_path / "calib", 8)
     _, i8 = export_with_report(model, format="tflite", out=tmp_path / "i8.tflite", quantize="int8",
                                calibration=tmp_path / "calib")
     assert i8["passed"] and i8["samples"] == 8 and i8["max_abs_diff"] > 0  # really quantised

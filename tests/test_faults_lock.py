@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from _finetune_helpers import history_epochs, write_digits
+from helpers import history_epochs, write_digits
 
 
 def test_second_finetune_into_a_running_out_is_refused_and_deletes_nothing(tmp_path):

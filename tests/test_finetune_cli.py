@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from _finetune_helpers import zoo_cli
+from helpers import zoo_cli
 
 
 def _folder(root, counts):
@@ -19,7 +19,7 @@ def _folder(root, counts):
 @pytest.mark.parametrize("case, words", [
     ("missing", "does not exist"), ("not_folder", "not a folder"), ("one_class", "at least 2 classes"),
     ("empty_class", "hold no images"), ("no_images", "holds no images"), ("val_classes", "same classes"),
-    ("occupied", "already holds"), ("unknown_model", "Unknown model"),
+    ("occupied", "already holds"), ("unknown_model", "Unknown model"), ("unknown_opt", "Valid: hub_scale"),
 ])
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, case, words):
     data = tmp_path / "data"
@@ -35,7 +35,7 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, case, words):
     elif case == "no_images":
         (data / "a").mkdir(parents=True)
         (data / "b").mkdir()
-    elif case in ("val_classes", "occupied", "unknown_model"):
+    elif case in ("val_classes", "occupied", "unknown_model", "unknown_opt"):
         _folder(data, {"a": 3, "b": 3})
     if case == "val_classes":
         args = ["--val", str(_folder(tmp_path / "val", {"a": 2, "z": 2}))]
@@ -45,6 +45,8 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, case, words):
         (out / "history.csv").write_text("epoch\n1\n")
     if case == "unknown_model":
         model = "resnet5O"
+    if case == "unknown_opt":
+        args = ["--opt", "hub_scal=0.5"]
     before = {p.name: p.read_bytes() for p in out.iterdir()} if out.exists() else None
     result = zoo_cli("finetune", model, str(data), "--out", str(out), "--epochs", "1", *args, timeout=120)
     assert result.returncode == 2, result.stderr

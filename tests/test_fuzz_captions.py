@@ -108,7 +108,7 @@ def test_latin1_file_names_its_line(tmp_path):
 @fuzz(300)
 @given(st.binary(max_size=100))
 def test_classification_csv(tmp_path, raw):
-    from zoo.data.classification import scan
+    from zoo.tasks.classification.data import scan
 
     with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
         data = _folder(tmp, "train.csv", b"path,label\nimages/a.png,x\n" + raw)

@@ -7,10 +7,10 @@ import pytest
 
 from zoo.errors import UsageError, WeightsError
 
-tf = pytest.importorskip("tensorflow")
-import keras  # noqa: E402
+import keras
+import tensorflow as tf
 
-from zoo.pretrained.hub import HubFeatureExtractor, hub_feature_extractor, trusted_savedmodels  # noqa: E402
+from zoo.pretrained.hub import HubFeatureExtractor, hub_feature_extractor, trusted_savedmodels
 
 
 def _small_model():
@@ -100,13 +100,36 @@ def test_zoo_export_round_trip(tmp_path):
     import zoo
 
     model = zoo.build("lenet5", weights="fashion_mnist")
-    try:
-        out = zoo.export(model, format="savedmodel", out=tmp_path / "lenet_sm")
-    except (AttributeError, ModuleNotFoundError) as exc:
-        pytest.skip(f"zoo.export not available: {exc}")
+    out = zoo.export(model, format="savedmodel", out=tmp_path / "lenet_sm")
     layer = hub_feature_extractor(out)
     x = np.random.default_rng(3).uniform(0, 255, (4, 32, 32, 1)).astype("float32")
     np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_finetune_hub_path_gets_a_new_head_and_the_hub_scale_option(exported, tmp_path):
+    import json
+
+    from PIL import Image
+
+    import zoo
+
+    _, path = exported
+    data = tmp_path / "data"
+    for k, name in enumerate(("a", "b", "c")):
+        (data / name).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (16, 16), (80 * k, 20 * i, 90)).save(data / name / f"{i}.png")
+    out = tmp_path / "out"
+    model = zoo.finetune(f"hub:{path}", data, out=out, epochs=1, batch_size=4, image_size=16, verbose=0,
+                         task_options={"hub_scale": "0.5"})
+    assert model.output_shape == (None, 3)
+    assert float(model.get_layer("hub_rescale").scale) == 0.5
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["arch"] == f"hub:{path}" and meta["task"] == "classification" and meta["labels"] == ["a", "b", "c"]
+    assert meta["preprocessing"]["scale"] == 0.5
+    assert meta["training"]["options"]["task_options"] == {"hub_scale": 0.5}
+    with pytest.raises(UsageError, match="hub_scale"):
+        zoo.finetune(f"hub:{path}", data, out=tmp_path / "bad", epochs=1, task_options={"hub_scale": "0"})
 
 
 def test_keras_file_with_the_layer_loads_only_when_trusted(exported, tmp_path):

@@ -1,15 +1,6 @@
-"""zoo.data.images: the shared decoder on a corpus of awkward files made here, list_images, resizing.
-
-`make_corpus` is reused by tests/test_cli_predict.py: one entry per awkward case, in order,
-with whether it must decode.
-"""
+"""zoo.data.images: the shared decoder on a corpus of awkward files (helpers.make_corpus), list_images, resizing."""
 
 from __future__ import annotations
-
-import io
-import struct
-import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,71 +9,7 @@ from PIL import Image
 from zoo.data.images import IMAGE_EXTENSIONS, decode_image, list_images, resize_for_model
 from zoo.errors import ImageError
 
-RED, BLUE = (255, 0, 0), (0, 0, 255)
-
-
-def _bomb_png(path: Path, side: int = 32_768) -> None:
-    """A valid 1-bit PNG of side x side (> 1 gigapixel) that is ~100 KB on disk."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    row = b"\x00" * (1 + side // 8)  # filter byte + packed bits
-    comp = zlib.compressobj(9)
-    rows_per_feed = 1024
-    parts = [comp.compress(row * rows_per_feed) for _ in range(side // rows_per_feed)]
-    parts.append(comp.flush())
-    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
-
-
-def _halves(size=(40, 20)) -> Image.Image:
-    """Left half red, right half blue (width, height = size)."""
-    im = Image.new("RGB", size, RED)
-    im.paste(BLUE, (size[0] // 2, 0, size[0], size[1]))
-    return im
-
-
-def make_corpus(folder: Path) -> list[tuple[Path, bool]]:
-    """The awkward files of issue 4, in a fixed order: (path, decodes)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    out: list[tuple[Path, bool]] = []
-
-    def add(name, ok):
-        out.append((folder / name, ok))
-        return folder / name
-
-    rgba = np.zeros((8, 8, 4), np.uint8)
-    rgba[..., 0] = 200
-    rgba[:4, :, 3] = 255  # top half opaque red-ish, bottom half fully transparent
-    Image.fromarray(rgba, "RGBA").save(add("rgba.png", True))
-    pal = Image.new("P", (8, 8), 0)
-    pal.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
-    pal.paste(1, (0, 0, 8, 4))
-    pal.save(add("palette.png", True), transparency=0)
-    g16 = np.full((6, 6), 65535, np.uint16)
-    g16[3:] = 128 * 257
-    Image.fromarray(g16).save(add("gray16.png", True))
-    Image.new("CMYK", (8, 8), (255, 0, 0, 0)).save(add("cmyk.jpg", True), quality=95)
-    exif = Image.Exif()
-    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
-    _halves().save(add("exif_rotated.jpg", True), exif=exif, quality=95)
-    frames = [Image.new("RGB", (8, 8), RED), Image.new("RGB", (8, 8), BLUE)]
-    frames[0].save(add("animated.gif", True), save_all=True, append_images=frames[1:], duration=50, loop=0)
-    _halves((16, 16)).save(add("image.webp", True), lossless=True)
-    _halves((16, 16)).save(add("image.bmp", True))
-    _halves((16, 16)).save(add("image.tiff", True))
-    Image.new("RGB", (1, 1), BLUE).save(add("one_pixel.png", True))
-    _halves((16, 16)).save(add("UPPER.JPG", True))
-    add("empty.jpg", False).write_bytes(b"")
-    add("text.jpg", False).write_text("this is not a picture\n")
-    add("random.png", False).write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
-    add("truncated.jpg", False).write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
-    _bomb_png(add("gigapixel.png", False))
-    add("x.jpg", False).mkdir()
-    add("missing.jpg", False)
-    return out
+from helpers import BLUE, RED, halves, make_corpus
 
 
 @pytest.fixture(scope="module")
@@ -158,9 +85,9 @@ def test_grayscale_and_bytes_input(corpus):
     by = dict((p.name, p) for p, _ in corpus)
     gray = decode_image(by["image.bmp"], channels=1)
     assert gray.shape == (16, 16, 1)
-    expected = np.asarray(_halves((16, 16)).convert("L"))[:, :, None]
+    expected = np.asarray(halves((16, 16)).convert("L"))[:, :, None]
     np.testing.assert_array_equal(gray, expected)
-    np.testing.assert_array_equal(decode_image(by["image.bmp"].read_bytes()), np.asarray(_halves((16, 16))))
+    np.testing.assert_array_equal(decode_image(by["image.bmp"].read_bytes()), np.asarray(halves((16, 16))))
     with pytest.raises(ImageError, match="empty"):
         decode_image(b"")
     with pytest.raises(ValueError, match="channels"):
@@ -179,7 +106,7 @@ def test_list_images(tmp_path):
 
 def test_resize_policies():
     # 40 wide x 20 high: red left, blue right; a green band at the horizontal centre
-    image = np.asarray(_halves()).copy()
+    image = np.asarray(halves()).copy()
     image[:, 18:22] = (0, 255, 0)
     squash, info = resize_for_model(image, (10, 10), resize="squash")
     assert squash.shape == (10, 10, 3) and info["orig_size"] == (20, 40)

@@ -40,7 +40,7 @@ def test_predict_over_2000_files_keeps_rss_flat_after_warm_up(tmp_path):
 @pytest.mark.slow
 def test_finetune_rss_per_epoch_is_bounded(tmp_path, monkeypatch):
     """RSS recorded at every epoch's checkpoint (the trainer's per-epoch write) of a 7-epoch run."""
-    from _finetune_helpers import write_digits
+    from helpers import write_digits
 
     import zoo
     from zoo.training import checkpoint as ck

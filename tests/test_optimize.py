@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras
 
-import zoo  # noqa: E402
-from zoo.errors import UsageError  # noqa: E402
-from zoo.modeldir import attach_meta, get_meta  # noqa: E402
-from zoo.optimize import inference_model, optimize_report  # noqa: E402
+import zoo
+from zoo.errors import UsageError
+from zoo.modeldir import attach_meta, get_meta
+from zoo.optimize import inference_model, optimize_report
 
 L = keras.layers
 
@@ -172,18 +172,11 @@ def test_sequential_and_subclassed():
         inference_model(Sub())
 
 
-def _zoo_model_or_skip(name, **kwargs):
-    try:
-        return zoo.build(name, **kwargs)
-    except ModuleNotFoundError as exc:
-        pytest.skip(f"zoo.models family for {name} not available yet ({exc})")
-
-
 # DenseNet's motifs (conv+BN inside a layer, concat -> BN kept) are in _mixed_model: building the
 # 430-layer densenet121 twice would cost a minute of CI for nothing more.
 @pytest.mark.parametrize("name", ["resnet18", "vgg11_bn"])
 def test_zoo_builders(name):
-    model = _zoo_model_or_skip(name, input_shape=(32, 32, 3), include_top=False, pooling="avg")
+    model = zoo.build(name, input_shape=(32, 32, 3), include_top=False, pooling="avg")
     _randomize_bn(model)
     fast = inference_model(model)
     x = np.random.default_rng(6).uniform(0, 255, size=(2, 32, 32, 3)).astype("float32")

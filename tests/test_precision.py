@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from _finetune_helpers import write_digits
+from helpers import write_digits
 
 
 @pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])

@@ -4,47 +4,11 @@ model directories / .keras files / in-memory models, streaming, artefacts, usage
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from test_images import make_corpus
-
-LABELS = ["cat", "dog", "bird"]
-
-
-def tiny_model(channels=3, size=16, *, rescale=True, seed=0):
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((size, size, channels))
-    x = keras.layers.Rescaling(1 / 255)(inputs) if rescale else inputs
-    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
-    x = keras.layers.Flatten()(x)
-    outputs = keras.layers.Dense(3, activation="softmax")(x)
-    return keras.Model(inputs, outputs)
-
-
-def with_meta(model, **prep):
-    from zoo.modeldir import attach_meta
-
-    shape = list(model.input_shape[1:])
-    attach_meta(model, {"arch": "tiny", "task": "classification", "labels": LABELS, "input_shape": shape,
-                        "preprocessing": prep})
-    return model
-
-
-def _images(folder: Path, n: int, size=(24, 20)) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(n):
-        path = folder / f"img{i:03d}.jpg"
-        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path, quality=95)
-        paths.append(path)
-    return paths
+from helpers import LABELS, make_corpus, serve, tiny_model, with_meta, write_images
 
 
 def _expected(model, path, *, resize="squash", crop_pct=None, channels=3, scale=1.0):
@@ -63,7 +27,7 @@ def test_records_match_the_model_in_order_with_schema(tmp_path):
     import zoo
 
     model = with_meta(tiny_model())
-    paths = _images(tmp_path / "imgs", 7)
+    paths = write_images(tmp_path / "imgs", 7)
     records = zoo.predict([str(p) for p in paths], model=model, top_k=2, batch_size=3)
     assert [r["source"] for r in records] == [str(p) for p in paths]
     for record, path in zip(records, paths):
@@ -82,7 +46,7 @@ def test_records_match_the_model_in_order_with_schema(tmp_path):
 def test_resize_policy_comes_from_metadata(tmp_path):
     import zoo
 
-    path = _images(tmp_path, 1, size=(40, 20))[0]
+    path = write_images(tmp_path, 1, size=(40, 20))[0]
     squash = with_meta(tiny_model(), resize="squash")
     crop = with_meta(tiny_model(), resize="crop", crop_pct=0.875)
     [r_squash] = zoo.predict(str(path), model=squash, top_k=3)
@@ -99,7 +63,7 @@ def test_resize_policy_comes_from_metadata(tmp_path):
 def test_gray_model_and_external_normalisation(tmp_path):
     import zoo
 
-    path = _images(tmp_path, 1)[0]
+    path = write_images(tmp_path, 1)[0]
     gray = with_meta(tiny_model(channels=1))
     [record] = zoo.predict(str(path), model=gray, top_k=3)
     want = _expected(gray, path, channels=1)
@@ -119,7 +83,7 @@ def test_model_directory_and_keras_file(tmp_path):
 
     model = with_meta(tiny_model(), resize="squash")
     out = write_model_dir(model, tmp_path / "run")
-    path = _images(tmp_path / "imgs", 1)[0]
+    path = write_images(tmp_path / "imgs", 1)[0]
     [from_dir] = zoo.predict(str(path), model=str(out), top_k=3)
     [from_file] = zoo.predict(str(path), model=str(out / "model.keras"), top_k=3)
     [in_memory] = zoo.predict(str(path), model=model, top_k=3)
@@ -142,7 +106,7 @@ def test_awkward_corpus_one_record_each_in_order(tmp_path):
 def test_streams_with_bounded_lookahead(tmp_path):
     from zoo.inference import iter_predict
 
-    path = str(_images(tmp_path, 1)[0])
+    path = str(write_images(tmp_path, 1)[0])
     pulled = 0
 
     def sources():
@@ -160,7 +124,7 @@ def test_streams_with_bounded_lookahead(tmp_path):
 def test_save_dir_and_usage_errors(tmp_path):
     import zoo
 
-    paths = _images(tmp_path / "a", 2) + _images(tmp_path / "b", 1)  # b/img000 shares a stem with a/img000
+    paths = write_images(tmp_path / "a", 2) + write_images(tmp_path / "b", 1)  # b/img000 shares a stem with a/img000
     model = with_meta(tiny_model())
     records = zoo.predict([str(p) for p in paths], model=model, save_dir=tmp_path / "out")
     assert all(r["ok"] for r in records)
@@ -187,24 +151,24 @@ def test_logits_become_probabilities():
     assert record["predictions"] == [{"label": "yes", "index": 1, "score": 0.9}]
 
 
-def test_training_side_is_delegated():
-    from zoo.tasks import classification_train as train
+def test_classification_task_hooks_are_its_own_methods(tmp_path):
     from zoo.tasks import get_task
+    from zoo.tasks.classification import ClassificationTask
+    from zoo.training.options import TrainOptions
 
     task = get_task("classification")
-    for name in ("check_data", "monitor", "stages"):
-        assert hasattr(task, name) == hasattr(train, name)
-    if hasattr(train, "monitor"):
-        assert task.monitor({}) == train.monitor({})
-    with pytest.raises(ValueError):
-        task.load_data("/nonexistent/folder/for/zoo", {"input_shape": (16, 16, 3), "batch_size": 2, "seed": 0})
+    assert type(task) is ClassificationTask
+    for name in ("postprocess", "save", "check_data", "load_data", "build_model", "loss", "metrics", "monitor",
+                 "metadata", "evaluate", "report"):
+        assert name in vars(ClassificationTask), name  # defined by the task, not inherited or forwarded
+    assert task.monitor(TrainOptions()) == ("val_accuracy", "max")
+    with pytest.raises(ValueError, match="does not exist"):
+        task.load_data(tmp_path / "missing", TrainOptions(input_shape=(16, 16, 3), batch_size=2))
 
 
 def test_url_sources(tmp_path):
     import zoo
-    from test_sources import serve
-
-    _images(tmp_path, 1)
+    write_images(tmp_path, 1)
     model = with_meta(tiny_model())
     with serve(tmp_path) as base:
         records = zoo.predict([f"{base}/img000.jpg", f"{base}/nope.jpg"], model=model, top_k=3)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from _finetune_helpers import history_epochs, write_digits, zoo_cli, zoo_popen
+from helpers import history_epochs, write_digits, zoo_cli, zoo_popen
 
 
 @pytest.mark.slow
@@ -33,7 +33,9 @@ def test_sigkill_then_resume_gives_complete_history(tmp_path):
             proc.kill()
     killed_at = json.loads(state.read_text())["epoch"]
     assert 2 <= killed_at < 8
-    assert history_epochs(out) == list(range(1, killed_at + 1))
+    # history.csv is rewritten just after state.json: a kill between the two renames leaves it one
+    # epoch behind (zoo.training.checkpoint), never ahead, never with a gap.
+    assert history_epochs(out) in (list(range(1, killed_at + 1)), list(range(1, killed_at)))
     again = zoo_cli(*args)
     assert again.returncode == 2 and "--resume" in again.stderr  # occupied without --resume
     result = zoo_cli(*args, "--resume", timeout=300)

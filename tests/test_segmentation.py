@@ -287,7 +287,7 @@ def test_postprocess_gives_masks_at_the_original_size(tmp_path, monkeypatch):
 
 
 def test_finetune_cli_names_the_bad_file_exit_2(tmp_path):
-    from _finetune_helpers import zoo_cli
+    from helpers import zoo_cli
 
     root = _pool(tmp_path / "d", n=2)
     _write(root / "images" / "lonely.png", np.zeros((12, 10, 3), np.uint8))

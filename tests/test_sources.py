@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 from PIL import Image
 
 from zoo.data.sources import expand_sources, iter_sources
+
+from helpers import serve
 
 
 def _img(path):
@@ -55,24 +55,6 @@ def test_streams_lazily(tmp_path):
     listed.write_text("".join(f"img{i}.jpg\n" for i in range(10_000)))
     it = iter_sources([listed])
     assert next(it) == (str(tmp_path / "img0.jpg"), None)
-
-
-@contextlib.contextmanager
-def serve(folder):
-    """`folder` served over HTTP on 127.0.0.1 (no other network in tests); yields the base URL."""
-    import functools
-    import http.server
-    import threading
-
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """zoo.finetune: transfer learning (or training from scratch) on the user's data -> a model directory.
 
-Task-agnostic: the task module (zoo/tasks/base.py) reads the data and builds the model; this
-module checks the inputs, sets precision and strategy, runs zoo.training.trainer and writes
-OUT (model.keras, metadata.json, history.csv, curves.png, task plots).
+Task-agnostic: the model's task (a zoo.training.task.Task, named by its registry row or metadata)
+reads the data and builds the model; this module checks the inputs, sets precision and strategy,
+runs zoo.training.trainer and writes OUT (model.keras, metadata.json, history.csv, curves.png,
+task plots).
 """
 
 from __future__ import annotations

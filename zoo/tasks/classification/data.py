@@ -1,8 +1,10 @@
-"""Classification data: class folders or a CSV `path,label` -> decoded arrays -> tf.data.
+"""Classification data: class folders or a CSV `path,label` -> decoded arrays.
 
     index = scan(data)                      # validates the layout; no pixel decoded yet
-    arrays = decode_all(index.paths, ...)   # decode once (threads), resize to the model size
-    make_datasets(...)                      # the TaskData the trainer consumes
+    pixels, ok, skipped = decode_all(index.paths, ...)   # decode once (threads), resize to the model size
+    train, val = stratified_split(...)      # unless --val names a folder
+
+ClassificationTask.load_data turns the arrays into the tf.data datasets the trainer consumes.
 
 Every image is decoded with zoo.data.images.decode_image and resized with resize_for_model
 ("squash", bilinear) so training and `zoo predict` see the same pixels. Files that cannot be
@@ -17,7 +19,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 

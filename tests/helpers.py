@@ -1,0 +1,192 @@
+"""Helpers shared by several test files (tests/ is on sys.path): tiny class-folder datasets and
+CLI runs, a corpus of awkward image files, a tiny classifier with zoo metadata."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+# --- fine-tuning: datasets, CLI runs, history ---
+
+
+def write_digits(root: Path, *, per_class: int | None = None, classes=range(10), offset: int = 0) -> Path:
+    """scikit-learn's 8x8 digits, upscaled to 32x32 grayscale PNGs in one folder per class."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    counts: dict[int, int] = {}
+    for i, (img, y) in enumerate(zip(d.images, d.target)):
+        if int(y) not in classes or i < offset:
+            continue
+        if per_class is not None and counts.get(int(y), 0) >= per_class:
+            continue
+        counts[int(y)] = counts.get(int(y), 0) + 1
+        folder = root / str(y)
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = (img * 255 / 16).clip(0, 255).astype(np.uint8)
+        Image.fromarray(pixels).resize((32, 32), Image.BILINEAR).save(folder / f"{i}.png")
+    return root
+
+
+def zoo_cli(*args: str, env: dict | None = None, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=full_env,
+                          timeout=timeout, **kwargs)
+
+
+def zoo_popen(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "zoo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=full_env, **kwargs)
+
+
+def history_epochs(out: Path) -> list[int]:
+    import csv
+
+    with open(out / "history.csv", newline="") as fh:
+        return [int(row["epoch"]) for row in csv.DictReader(fh)]
+
+
+# --- images: a corpus of awkward files ---
+
+RED, BLUE = (255, 0, 0), (0, 0, 255)
+
+
+def bomb_png(path: Path, side: int = 32_768) -> None:
+    """A valid 1-bit PNG of side x side (> 1 gigapixel) that is ~100 KB on disk."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\x00" * (1 + side // 8)  # filter byte + packed bits
+    comp = zlib.compressobj(9)
+    rows_per_feed = 1024
+    parts = [comp.compress(row * rows_per_feed) for _ in range(side // rows_per_feed)]
+    parts.append(comp.flush())
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
+
+
+def halves(size=(40, 20)):
+    """Left half red, right half blue (width, height = size), a PIL image."""
+    from PIL import Image
+
+    im = Image.new("RGB", size, RED)
+    im.paste(BLUE, (size[0] // 2, 0, size[0], size[1]))
+    return im
+
+
+def make_corpus(folder: Path) -> list[tuple[Path, bool]]:
+    """One file per awkward case (alpha, palette, 16-bit, CMYK, EXIF rotation, animation, empty,
+    text, truncated, decompression bomb, a folder, a missing path), in a fixed order: (path, decodes)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out: list[tuple[Path, bool]] = []
+
+    def add(name, ok):
+        out.append((folder / name, ok))
+        return folder / name
+
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[:4, :, 3] = 255  # top half opaque red-ish, bottom half fully transparent
+    Image.fromarray(rgba, "RGBA").save(add("rgba.png", True))
+    pal = Image.new("P", (8, 8), 0)
+    pal.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
+    pal.paste(1, (0, 0, 8, 4))
+    pal.save(add("palette.png", True), transparency=0)
+    g16 = np.full((6, 6), 65535, np.uint16)
+    g16[3:] = 128 * 257
+    Image.fromarray(g16).save(add("gray16.png", True))
+    Image.new("CMYK", (8, 8), (255, 0, 0, 0)).save(add("cmyk.jpg", True), quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    halves().save(add("exif_rotated.jpg", True), exif=exif, quality=95)
+    frames = [Image.new("RGB", (8, 8), RED), Image.new("RGB", (8, 8), BLUE)]
+    frames[0].save(add("animated.gif", True), save_all=True, append_images=frames[1:], duration=50, loop=0)
+    halves((16, 16)).save(add("image.webp", True), lossless=True)
+    halves((16, 16)).save(add("image.bmp", True))
+    halves((16, 16)).save(add("image.tiff", True))
+    Image.new("RGB", (1, 1), BLUE).save(add("one_pixel.png", True))
+    halves((16, 16)).save(add("UPPER.JPG", True))
+    add("empty.jpg", False).write_bytes(b"")
+    add("text.jpg", False).write_text("this is not a picture\n")
+    add("random.png", False).write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+    add("truncated.jpg", False).write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    bomb_png(add("gigapixel.png", False))
+    add("x.jpg", False).mkdir()
+    add("missing.jpg", False)
+    return out
+
+
+# --- a tiny classifier with zoo metadata, and images for it ---
+
+LABELS = ["cat", "dog", "bird"]
+
+
+def tiny_model(channels=3, size=16, *, rescale=True, seed=0):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((size, size, channels))
+    x = keras.layers.Rescaling(1 / 255)(inputs) if rescale else inputs
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(3, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+def with_meta(model, **prep):
+    """`model` with classification metadata (LABELS, its input shape, `prep` as preprocessing)."""
+    from zoo.modeldir import attach_meta
+
+    shape = list(model.input_shape[1:])
+    attach_meta(model, {"arch": "tiny", "task": "classification", "labels": LABELS, "input_shape": shape,
+                        "preprocessing": prep})
+    return model
+
+
+def write_images(folder: Path, n: int, size=(24, 20)) -> list[Path]:
+    """n random-pixel JPEGs img000.jpg... of `size` (width, height)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        path = folder / f"img{i:03d}.jpg"
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path, quality=95)
+        paths.append(path)
+    return paths
+
+
+# --- HTTP: a folder served on the loopback interface ---
+
+
+@contextlib.contextmanager
+def serve(folder):
+    """`folder` served over HTTP on 127.0.0.1 (no other network in tests); yields the base URL."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
