@@ -3,7 +3,7 @@
     python scripts/train_shapes_detection.py --images 240 --size 224 --epochs 40
 
 Generates a seeded training set and a held-out set with scripts/make_shapes_detection.py, trains
-with a plain `model.fit` on the detection task's data, model and loss (zoo/tasks/detection_train.py),
+with a plain `model.fit` on the detection task's data, model and loss (zoo/tasks/detection/train.py),
 then evaluates mAP@0.5 and mAP@[.5:.95] with pycocotools and prints them with the wall time.
 """
 
@@ -30,7 +30,7 @@ def train_and_evaluate(root: Path, *, images: int, val_images: int, size: int, e
                        verbose: int = 2) -> dict:
     import keras
 
-    from zoo.tasks import detection_train as dt
+    from zoo.tasks.detection import train as dt
 
     shapes = _generator()
     train_dir = shapes.make_shapes(root / "train", images=images, size=size, seed=seed)

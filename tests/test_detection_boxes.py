@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from zoo.errors import UsageError
-from zoo.tasks.detection_boxes import box_iou, decode, detect, encode_targets, kmeans_anchors, nms, wh_iou
+from zoo.tasks.detection.boxes import box_iou, decode, detect, encode_targets, kmeans_anchors, nms, wh_iou
 
 ANCHORS = np.array([[0.1, 0.1], [0.3, 0.2], [0.2, 0.4]])
 
@@ -126,7 +126,7 @@ def test_kmeans_fewer_distinct_boxes_than_k_and_no_boxes():
 
 @pytest.mark.parametrize("xy_loss", ["bce", "mse"])
 def test_loss_is_zero_at_a_perfect_prediction_and_positive_otherwise(xy_loss):
-    from zoo.tasks.detection_loss import YOLOLoss
+    from zoo.tasks.detection.loss import YOLOLoss
 
     boxes = np.array([[0.10, 0.12, 0.22, 0.20], [0.40, 0.35, 0.75, 0.62]])
     targets = encode_targets(boxes, np.array([2, 0]), ANCHORS, grid=7)[None]
@@ -144,7 +144,7 @@ def test_loss_is_zero_at_a_perfect_prediction_and_positive_otherwise(xy_loss):
 
 def test_loss_ignores_good_predictions_of_other_slots():
     """A confident duplicate of a true box in another slot is not punished (IoU above ignore_thresh)."""
-    from zoo.tasks.detection_loss import YOLOLoss
+    from zoo.tasks.detection.loss import YOLOLoss
 
     boxes = np.array([[0.40, 0.40, 0.60, 0.60]])
     targets = encode_targets(boxes, np.array([0]), ANCHORS, grid=7)[None]

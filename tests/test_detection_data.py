@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo.data.detection import (augment, colour_jitter, hflip, jitter_letterbox, letterbox, load_sample,
+from zoo.tasks.detection.data import (augment, colour_jitter, hflip, jitter_letterbox, letterbox, load_sample,
                                 read_detection)
 from zoo.errors import DataError, UsageError
 
@@ -229,7 +229,7 @@ def test_colour_jitter_changes_colours_not_shape():
 
 
 def test_mosaic_boxes_hold_their_objects():
-    from zoo.data.detection import mosaic
+    from zoo.tasks.detection.data import mosaic
 
     rng = np.random.default_rng(0)
     items = [(*_drawn(box=(5 + 5 * k, 8, 25 + 5 * k, 30)), np.array([k])) for k in range(4)]

@@ -9,7 +9,7 @@ from PIL import Image
 from test_detection_boxes import raw_from_targets  # tests/ is on sys.path (rootdir conftest)
 from zoo.errors import UsageError
 from zoo.tasks.detection import TASK, detection_options
-from zoo.tasks.detection_boxes import encode_targets
+from zoo.tasks.detection.boxes import encode_targets
 
 ANCHORS = [[0.1, 0.1], [0.3, 0.2], [0.2, 0.4]]
 META = {"task": "detection", "input_shape": [96, 96, 3], "labels": ["cat", "dog", "bird"], "anchors": ANCHORS,
@@ -70,7 +70,7 @@ def test_head_not_matching_the_anchors_is_a_usage_error():
 
 
 def test_save_draws_boxes_in_class_colours(tmp_path):
-    from zoo.tasks.detection_draw import class_colour
+    from zoo.tasks.detection.draw import class_colour
 
     image = np.full((80, 120, 3), 255, np.uint8)
     record = {"source": str(tmp_path / "street.jpg"), "detections": [

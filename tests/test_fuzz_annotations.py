@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from zoo.data.detection import read_detection
+from zoo.tasks.detection.data import read_detection
 from zoo.errors import UsageError
 
 

@@ -15,10 +15,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from zoo.data.detection import DetectionSet, Sample, augment, load_sample, read_detection
+from zoo.tasks.detection.data import DetectionSet, Sample, augment, load_sample, read_detection
 from zoo.errors import ImageError, UsageError
 from zoo.tasks.base import TaskData
-from zoo.tasks.detection_boxes import detect, encode_targets, kmeans_anchors
+from zoo.tasks.detection.boxes import detect, encode_targets, kmeans_anchors
 
 STRIDE = 32
 CACHE_BYTES = 512 << 20  # decoded images kept in memory (decode once) up to this size
@@ -303,7 +303,7 @@ def build_model(arch, data: TaskData, options: dict):
 
 
 def loss(data: TaskData, options: dict):
-    from zoo.tasks.detection_loss import YOLOLoss
+    from zoo.tasks.detection.loss import YOLOLoss
 
     topts = _task_options(options)
     keys = ("ignore_thresh", "lambda_coord", "lambda_obj", "lambda_noobj", "lambda_class")
@@ -320,7 +320,7 @@ def metadata(model, data: TaskData, options: dict) -> dict[str, Any]:
 
     """Task extras for metadata.json: anchors, labels, letterbox preprocessing, thresholds, and the
     validation mAP of the trained model (`metrics`)."""
-    from zoo.tasks.detection_metrics import detection_metrics
+    from zoo.tasks.detection.metrics import detection_metrics
 
     topts = _task_options(options)
     meta = {"anchors": data.extras["anchors"], "anchor_iou": round(float(data.extras["anchor_iou"]), 4),
@@ -371,7 +371,7 @@ def predict_samples(model, meta: dict, samples: Sequence[Sample], *, conf: float
 def evaluate(model, meta: dict, data_dir, options: dict | None = None) -> dict[str, Any]:
     """mAP@[.5:.95], mAP@.5 (pycocotools), VOC07 AP per class on a labelled detection folder."""
     from zoo.modeldir import get_meta
-    from zoo.tasks.detection_metrics import detection_metrics
+    from zoo.tasks.detection.metrics import detection_metrics
 
     meta = {**get_meta(model), **(meta or {})}
     options = options or {}
@@ -391,7 +391,7 @@ def report(model, meta: dict, data: TaskData, out_dir) -> None:
     from PIL import Image
 
     from zoo.modeldir import get_meta
-    from zoo.tasks.detection_draw import draw_detections, save_image
+    from zoo.tasks.detection.draw import draw_detections, save_image
 
     samples = list(data.extras.get("val_samples") or data.extras.get("train_samples") or [])[:8]
     if not samples:

@@ -3,7 +3,7 @@
 Prediction side here: letterbox `prepare`, `postprocess` to `detections` records in original
 pixels (decode + confidence filter + class-aware NMS, options conf / iou / max_det), `save` of
 annotated images. The training side (readers -> tf.data, anchors, model, loss, evaluation) is in
-zoo/tasks/detection_train.py, imported only when training or evaluating.
+zoo/tasks/detection/train.py, imported only when training or evaluating.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from zoo.errors import UsageError
 
-_TRAIN_MODULE = "zoo.tasks.detection_train"
+_TRAIN_MODULE = "zoo.tasks.detection.train"
 DEFAULTS = {"conf": 0.25, "iou": 0.45, "max_det": 100}
 
 
@@ -83,7 +83,7 @@ class DetectionTask:
 
     def postprocess(self, outputs: Any, infos: list[dict], meta: dict, options: dict) -> list[dict]:
         """`detections` [{label, index, score, box}] per image, box in original pixels, best first."""
-        from zoo.tasks.detection_boxes import detect
+        from zoo.tasks.detection.boxes import detect
 
         raw = _single_output(outputs)
         # thresholds: the caller's, else those stored with the model, else DEFAULTS
@@ -104,15 +104,15 @@ class DetectionTask:
     def save(self, record: dict, image: np.ndarray, meta: dict, save_dir) -> None:
         """The input image with its boxes, labels and scores, one colour per class (PNG)."""
         from zoo.data.sources import artefact_path
-        from zoo.tasks.detection_draw import save_annotated
+        from zoo.tasks.detection.draw import save_annotated
 
         save_annotated(image, record.get("detections", []), artefact_path(Path(save_dir), record["source"], suffix=".png"))
 
-    # --- training: zoo/tasks/detection_train.py ---
+    # --- training: zoo/tasks/detection/train.py ---
 
     def check_data(self, data, options):
         """Layout check in a second, before TensorFlow loads: a folder in VOC, COCO or YOLO layout."""
-        from zoo.data.detection import detect_format
+        from zoo.tasks.detection.data import detect_format
 
         root = Path(data)
         if not root.is_dir():
