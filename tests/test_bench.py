@@ -78,11 +78,7 @@ def test_predict_mode_classification_from_files():
 
 
 def test_predict_mode_detection_batch_one():
-    pytest.importorskip("zoo.tasks.detection")
-    try:
-        r = bench("yolo_lite", mode="predict", image_size=64, steps=2, warmup=1)
-    except ModuleNotFoundError as exc:
-        pytest.skip(f"yolo_lite not available ({exc})")
+    r = bench("yolo_lite", mode="predict", image_size=64, steps=2, warmup=1)
     assert r["task"] == "detection" and r["batch_size"] == 1 and r["images_per_s"] > 0
     assert r["image_size"][:2] == [64, 64]
 

@@ -5,26 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _detection_helpers import raw_from_targets
 from zoo.errors import UsageError
 from zoo.tasks.detection.boxes import box_iou, decode, detect, encode_targets, kmeans_anchors, nms, wh_iou
 
 ANCHORS = np.array([[0.1, 0.1], [0.3, 0.2], [0.2, 0.4]])
-
-
-def raw_from_targets(targets: np.ndarray, anchors: np.ndarray, num_classes: int, confidence: float = 20.0):
-    """The raw head output whose decoding is exactly `targets` (inverse of the YOLOv2 parametrisation)."""
-    grid = targets.shape[0]
-    a = len(anchors)
-    raw = np.zeros((grid, grid, a, 5 + num_classes), dtype=np.float64)
-    raw[..., 4] = -confidence
-    for row, col, k in zip(*np.nonzero(targets[..., 4])):
-        cx, cy, w, h, _, cls = targets[row, col, k]
-        off = np.array([cx * grid - col, cy * grid - row])
-        raw[row, col, k, 0:2] = np.log(off / (1 - off))
-        raw[row, col, k, 2:4] = np.log(np.array([w, h]) / anchors[k])
-        raw[row, col, k, 4] = confidence
-        raw[row, col, k, 5 + int(cls)] = confidence
-    return raw.reshape(grid, grid, a * (5 + num_classes)).astype(np.float32)
 
 
 def test_box_iou_known_values():
