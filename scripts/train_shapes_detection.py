@@ -52,7 +52,8 @@ def train_and_evaluate(root: Path, *, images: int, val_images: int, size: int, e
     train_result = TASK.evaluate(model, {}, train_dir, {})
     return {"map50": result["map50"], "map": result["map"], "voc07_map": result["voc07_map"],
             "train_map50": train_result["map50"], "train_seconds": round(seconds, 1), "train_cpu_seconds": round(cpu, 1),
-            "images": images, "size": size, "epochs": epochs, "task_options": dict(task_options or {})}
+            "images": images, "size": size, "epochs": epochs,
+            "task_options": {k: getattr(opts.task_options, k) for k in task_options or {}}}
 
 
 def main() -> None:
