@@ -5,26 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _detection_helpers import raw_from_targets
 from zoo.errors import UsageError
-from zoo.tasks.detection_boxes import box_iou, decode, detect, encode_targets, kmeans_anchors, nms, wh_iou
+from zoo.tasks.detection.boxes import box_iou, decode, detect, encode_targets, kmeans_anchors, nms, wh_iou
 
 ANCHORS = np.array([[0.1, 0.1], [0.3, 0.2], [0.2, 0.4]])
-
-
-def raw_from_targets(targets: np.ndarray, anchors: np.ndarray, num_classes: int, confidence: float = 20.0):
-    """The raw head output whose decoding is exactly `targets` (inverse of the YOLOv2 parametrisation)."""
-    grid = targets.shape[0]
-    a = len(anchors)
-    raw = np.zeros((grid, grid, a, 5 + num_classes), dtype=np.float64)
-    raw[..., 4] = -confidence
-    for row, col, k in zip(*np.nonzero(targets[..., 4])):
-        cx, cy, w, h, _, cls = targets[row, col, k]
-        off = np.array([cx * grid - col, cy * grid - row])
-        raw[row, col, k, 0:2] = np.log(off / (1 - off))
-        raw[row, col, k, 2:4] = np.log(np.array([w, h]) / anchors[k])
-        raw[row, col, k, 4] = confidence
-        raw[row, col, k, 5 + int(cls)] = confidence
-    return raw.reshape(grid, grid, a * (5 + num_classes)).astype(np.float32)
 
 
 def test_box_iou_known_values():
@@ -126,7 +111,7 @@ def test_kmeans_fewer_distinct_boxes_than_k_and_no_boxes():
 
 @pytest.mark.parametrize("xy_loss", ["bce", "mse"])
 def test_loss_is_zero_at_a_perfect_prediction_and_positive_otherwise(xy_loss):
-    from zoo.tasks.detection_loss import YOLOLoss
+    from zoo.tasks.detection.loss import YOLOLoss
 
     boxes = np.array([[0.10, 0.12, 0.22, 0.20], [0.40, 0.35, 0.75, 0.62]])
     targets = encode_targets(boxes, np.array([2, 0]), ANCHORS, grid=7)[None]
@@ -144,7 +129,7 @@ def test_loss_is_zero_at_a_perfect_prediction_and_positive_otherwise(xy_loss):
 
 def test_loss_ignores_good_predictions_of_other_slots():
     """A confident duplicate of a true box in another slot is not punished (IoU above ignore_thresh)."""
-    from zoo.tasks.detection_loss import YOLOLoss
+    from zoo.tasks.detection.loss import YOLOLoss
 
     boxes = np.array([[0.40, 0.40, 0.60, 0.60]])
     targets = encode_targets(boxes, np.array([0]), ANCHORS, grid=7)[None]

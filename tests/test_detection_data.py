@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,18 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoo.data.detection import (augment, colour_jitter, hflip, jitter_letterbox, letterbox, load_sample,
-                                read_detection)
+from _detection_helpers import shapes_module
 from zoo.errors import DataError, UsageError
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def shapes_module():
-    spec = importlib.util.spec_from_file_location("make_shapes_detection", ROOT / "scripts" / "make_shapes_detection.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from zoo.tasks.detection.augment import augment, colour_jitter, hflip, jitter_letterbox, letterbox, mosaic
+from zoo.tasks.detection.data import load_sample, read_detection
 
 
 @pytest.fixture
@@ -229,8 +220,6 @@ def test_colour_jitter_changes_colours_not_shape():
 
 
 def test_mosaic_boxes_hold_their_objects():
-    from zoo.data.detection import mosaic
-
     rng = np.random.default_rng(0)
     items = [(*_drawn(box=(5 + 5 * k, 8, 25 + 5 * k, 30)), np.array([k])) for k in range(4)]
     seen = set()

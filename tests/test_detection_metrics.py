@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zoo.tasks.detection_metrics import coco_map, detection_metrics, voc07_ap
+from zoo.tasks.detection.metrics import coco_map, detection_metrics, voc07_ap
 
 A = [10, 10, 50, 50]
 B = [100, 100, 140, 160]

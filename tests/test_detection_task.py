@@ -1,4 +1,4 @@
-"""The detection TASK's prediction side: letterbox prepare, postprocess to original pixels, drawing."""
+"""The detection TASK: letterbox prepare, postprocess to original pixels, drawing, `--opt` options."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_detection_boxes import raw_from_targets  # tests/ is on sys.path (rootdir conftest)
+from _detection_helpers import raw_from_targets, shapes_module
 from zoo.errors import UsageError
-from zoo.tasks.detection import TASK, detection_options
-from zoo.tasks.detection_boxes import encode_targets
+from zoo.tasks.detection import TASK
+from zoo.tasks.detection.boxes import encode_targets
+from zoo.tasks.detection.predict import thresholds
 
 ANCHORS = [[0.1, 0.1], [0.3, 0.2], [0.2, 0.4]]
 META = {"task": "detection", "input_shape": [96, 96, 3], "labels": ["cat", "dog", "bird"], "anchors": ANCHORS,
@@ -60,7 +61,7 @@ def test_postprocess_options_conf_and_max_det():
 @pytest.mark.parametrize("options, match", [({"conf": 1.5}, "conf"), ({"iou": -0.1}, "iou"), ({"max_det": 0}, "max_det")])
 def test_bad_thresholds_are_usage_errors(options, match):
     with pytest.raises(UsageError, match=match):
-        detection_options(options)
+        thresholds(options)
 
 
 def test_head_not_matching_the_anchors_is_a_usage_error():
@@ -70,7 +71,7 @@ def test_head_not_matching_the_anchors_is_a_usage_error():
 
 
 def test_save_draws_boxes_in_class_colours(tmp_path):
-    from zoo.tasks.detection_draw import class_colour
+    from zoo.tasks.detection.draw import class_colour
 
     image = np.full((80, 120, 3), 255, np.uint8)
     record = {"source": str(tmp_path / "street.jpg"), "detections": [
@@ -97,3 +98,32 @@ def test_finetune_refuses_non_detection_data_before_training(tmp_path, capfd):
         err = capfd.readouterr().err
         assert match in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_task_options_are_typed_checked_and_name_the_valid_keys():
+    opts = TASK.parse_options({"anchors": "3", "mosaic": "0", "batch_norm": "true", "backbone_weights": "none"})
+    assert (opts.anchors, opts.mosaic, opts.batch_norm, opts.backbone_weights) == (3, 0.0, True, None)
+    assert TASK.parse_options({}).thresholds() == {"conf": 0.25, "iou": 0.45, "max_det": 100}
+    with pytest.raises(UsageError, match="Valid: .*anchors"):
+        TASK.parse_options({"anchor": 3})
+    for bad in ({"anchors": 0}, {"mosaic": 1.5}, {"xy_loss": "l1"}, {"obj_prior": 1}, {"lambda_obj": -1}):
+        with pytest.raises(UsageError, match=next(iter(bad))):
+            TASK.parse_options(bad)
+
+
+def test_finetune_reads_the_task_options(tmp_path):
+    import json
+
+    import zoo
+
+    data = shapes_module().make_shapes(tmp_path / "voc", images=8, size=64, seed=0, max_objects=2)
+    with pytest.raises(UsageError, match="anchor"):
+        zoo.finetune("yolo_lite", data, out=tmp_path / "bad", epochs=1, task_options={"anchor": 3})
+    assert not (tmp_path / "bad").exists()
+    out = tmp_path / "run"
+    zoo.finetune("yolo_lite", data, out=out, epochs=1, weights=None, image_size=64, batch_size=4, verbose=0,
+                 task_options={"anchors": "3", "conf": "0.3", "mosaic": "0"})
+    meta = json.loads((out / "metadata.json").read_text())
+    assert np.asarray(meta["anchors"]).shape == (3, 2)
+    assert meta["detection"] == {"conf": 0.3, "iou": 0.45, "max_det": 100}
+    assert meta["training"]["options"]["task_options"]["anchors"] == 3

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from zoo.data.detection import read_detection
+from zoo.tasks.detection.data import read_detection
 from zoo.errors import UsageError
 
 
@@ -96,8 +96,8 @@ def _voc_root(tmp: Path, xml: bytes) -> Path:
 
 @fuzz(500)
 @given(voc_xml())
-def test_voc_reader_fuzz(xml):
-    with tempfile.TemporaryDirectory() as tmp:
+def test_voc_reader_fuzz(tmp_path, xml):
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:  # tmp_path is shared by every example
         _read(_voc_root(Path(tmp), xml))
 
 
@@ -175,8 +175,8 @@ coco_doc = st.one_of(
 
 @fuzz(800)
 @given(coco_doc)
-def test_coco_reader_fuzz(doc):
-    with tempfile.TemporaryDirectory() as tmp:
+def test_coco_reader_fuzz(tmp_path, doc):
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:  # tmp_path is shared by every example
         root = Path(tmp)
         (root / "images").mkdir()
         (root / "images" / "a.jpg").write_bytes(JPEG)
@@ -186,8 +186,8 @@ def test_coco_reader_fuzz(doc):
 
 @fuzz(200)
 @given(st.binary(max_size=200))
-def test_coco_reader_on_bytes(data):
-    with tempfile.TemporaryDirectory() as tmp:
+def test_coco_reader_on_bytes(tmp_path, data):
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:  # tmp_path is shared by every example
         root = Path(tmp)
         (root / "images").mkdir()
         (root / "instances.json").write_bytes(b'{"images": ' + data)
@@ -203,8 +203,8 @@ yolo_line = st.lists(token, max_size=7).map(" ".join)
 
 @fuzz(500)
 @given(st.lists(yolo_line, max_size=5), st.one_of(st.none(), st.binary(max_size=40), st.text(max_size=40)))
-def test_yolo_reader_fuzz(lines, classes):
-    with tempfile.TemporaryDirectory() as tmp:
+def test_yolo_reader_fuzz(tmp_path, lines, classes):
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:  # tmp_path is shared by every example
         root = Path(tmp)
         (root / "images").mkdir()
         (root / "labels").mkdir()

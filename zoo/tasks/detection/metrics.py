@@ -72,7 +72,7 @@ def voc07_ap(gts: Sequence, dets: Sequence, cls: int, *, iou: float = 0.5) -> fl
     A detection is a true positive when its best-overlapping box of the class has IoU >= `iou`
     and was not matched before; a match with an ignored (difficult) box counts as neither.
     """
-    from zoo.tasks.detection_boxes import box_iou
+    from zoo.tasks.detection.boxes import box_iou
 
     records = []  # (score, image, box)
     n_pos = 0

@@ -40,24 +40,22 @@ def draw_detections(image: np.ndarray, detections: list[dict]):
     return pil
 
 
-def save_image(pil, path: str | Path) -> Path:
-    """Write a PIL image atomically (temp file + rename), format from the suffix."""
-    import os
-    import tempfile
+def contact_sheet(tiles: list, *, side: int = 320, columns: int = 4):
+    """Thumbnails of PIL images on a white grid, `columns` wide (the training report's detections.png)."""
+    from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        pil.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    cols = min(columns, len(tiles))
+    rows = -(-len(tiles) // cols)
+    sheet = Image.new("RGB", (cols * side, rows * side), (255, 255, 255))
+    for k, tile in enumerate(tiles):
+        tile = tile.copy()
+        tile.thumbnail((side, side))
+        sheet.paste(tile, ((k % cols) * side, (k // cols) * side))
+    return sheet
 
 
 def save_annotated(image: np.ndarray, detections: list[dict], path: str | Path) -> Path:
     """Draw the detections on the image and write it atomically."""
+    from zoo.files import save_image
+
     return save_image(draw_detections(image, detections), path)

@@ -1,4 +1,4 @@
-"""The YOLOv2 loss in keras.ops (any Keras backend), for targets from detection_boxes.encode_targets.
+"""The YOLOv2 loss in keras.ops (any Keras backend), for targets from boxes.encode_targets.
 
 Per image, summed over anchor slots (Redmon & Farhadi 2016; objectness and classes as in YOLOv3):
   coordinates  (object slots)   lambda_coord * (2 - w*h) * [xy(txy, offset) + (twh - log(wh/anchor))^2], xy being
