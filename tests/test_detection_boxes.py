@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _detection_helpers import raw_from_targets
+from helpers import raw_from_targets
 from zoo.errors import UsageError
 from zoo.tasks.detection.boxes import box_iou, decode, detect, encode_targets, kmeans_anchors, nms, wh_iou
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _detection_helpers import shapes_module
+from helpers import shapes_module
 from zoo.errors import DataError, UsageError
 from zoo.tasks.detection.augment import augment, colour_jitter, hflip, jitter_letterbox, letterbox, mosaic
 from zoo.tasks.detection.data import load_sample, read_detection

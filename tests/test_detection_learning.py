@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pytest
-from _detection_helpers import shapes_module
+from helpers import shapes_module
 
 SIZE = 160
 BAR = 0.45  # mAP@0.5 on held-out images (0.64 measured); random weights score ~0

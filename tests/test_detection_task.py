@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _detection_helpers import raw_from_targets, shapes_module
+from helpers import raw_from_targets, shapes_module
 from zoo.errors import UsageError
 from zoo.tasks.detection import TASK
 from zoo.tasks.detection.boxes import encode_targets
