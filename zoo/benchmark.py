@@ -168,9 +168,9 @@ def bench(
     if json is not None:
         import json as _json
 
-        from zoo.modeldir import atomic_write_text
+        from zoo.files import write_text
 
-        atomic_write_text(Path(json), _json.dumps(result, indent=2, sort_keys=True) + "\n")
+        write_text(Path(json), _json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
 
 

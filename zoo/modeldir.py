@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -66,62 +65,34 @@ def meta_for_build(spec, model, source) -> dict[str, Any]:
     return meta
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text via a temp file in the same folder, fsync and rename: never half-written."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_save_image(image, path: Path) -> Path:
-    """Save a PIL image as PNG via a temp file in the same folder, fsync and rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """zoo.files.save_image, under the name task modules still import."""
+    from zoo.files import save_image
+
+    return save_image(image, path)
 
 
 def save_model(model, path: str | os.PathLike) -> Path:
     """Save `model` as a .keras file atomically (temp file beside the target, then rename)."""
+    from zoo.files import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
 def write_model_dir(model, out: str | os.PathLike, meta: dict[str, Any] | None = None) -> Path:
     """Write model.keras and metadata.json into `out` (other files are the trainer's)."""
+    from zoo.files import write_text
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {**get_meta(model), **(meta or {})}
     meta.setdefault("versions", versions())
     save_model(model, out / MODEL_FILE)
-    atomic_write_text(out / META_FILE, json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    write_text(out / META_FILE, json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     attach_meta(model, meta)
     return out
 
