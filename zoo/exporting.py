@@ -86,7 +86,8 @@ def export_with_report(model, *, format, out, weights=None, quantize=None, calib
     if not out.parent.exists():
         raise UsageError(f"The folder of --out does not exist: {out.parent}. Create it first.")
 
-    from zoo.inference import input_size, resolve_model
+    from zoo.inference import input_size
+    from zoo.modeldir import resolve_model
 
     keras_model, meta = resolve_model(model, weights=weights)
     if len(keras_model.inputs) != 1:

@@ -76,10 +76,11 @@ def iter_predict(
     _check_int("batch_size", batch_size)
     if workers is not None:
         _check_int("workers", workers)
-    keras_model, meta = resolve_model(model, weights=weights)
+    from zoo.modeldir import resolve_model
     from zoo.tasks import get_task
 
-    task = get_task(meta.get("task") or "classification")
+    keras_model, meta = resolve_model(model, weights=weights)
+    task = get_task(meta["task"])
     height, width, channels = input_size(keras_model, meta)
     meta = {**meta, "input_shape": [height, width, channels]}
     if save_dir is not None:
@@ -222,35 +223,6 @@ def _one_line(text: str) -> str:
 
 
 # --- the model and its metadata ---
-
-
-def resolve_model(model: Any, *, weights: str | None = None) -> tuple[Any, dict]:
-    """(keras.Model, metadata) from a registry name, a model directory, a .keras file or a model."""
-    from zoo.modeldir import get_meta, load_model
-
-    if not isinstance(model, (str, os.PathLike)):
-        if not hasattr(model, "layers") or not callable(model):
-            raise UsageError(f"`model` must be a registry name, a model directory, a .keras file or a keras.Model. "
-                             f"Received: {type(model).__name__}.")
-        if weights is not None:
-            raise UsageError("`weights` applies to registry names only; this model already has its weights.")
-        return model, get_meta(model)
-    text = os.fspath(model)
-    path = Path(text).expanduser()
-    if path.exists() or text.endswith(".keras") or os.sep in text or text.startswith("."):
-        if weights is not None and str(weights).lower() != "none":
-            raise UsageError(f"--weights applies to registry names only; {text} is a saved model with its own weights. "
-                             f"Drop --weights.")
-        loaded = load_model(path)
-        return loaded, get_meta(loaded)
-    import zoo
-    from zoo.registry import default_weights
-
-    spec_name = text
-    if weights is None:
-        weights = default_weights(spec_name, warn=True)
-    built = zoo.build(spec_name, weights=weights)
-    return built, get_meta(built)
 
 
 def input_size(model: Any, meta: dict) -> tuple[int, int, int]:
