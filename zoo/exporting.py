@@ -188,10 +188,9 @@ def sample_inputs(model, meta: dict, *, calibration=None, count: int = 4, seed: 
     batch = np.stack(arrays)
     norm = external_normalisation(model, meta)
     if norm is not None:  # models without preprocessing inside take normalised input
-        if norm.get("channel_order") == "bgr":
-            batch = batch[..., ::-1]
-        batch = (batch * float(norm.get("scale", 1.0)) - np.asarray(norm.get("mean", [0.0]), np.float32)) / \
-            np.asarray(norm.get("std", [1.0]), np.float32)
+        from zoo.preprocessing import normalise
+
+        batch = normalise(batch, norm)
     return batch.astype(np.float32)
 
 

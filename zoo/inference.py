@@ -286,6 +286,7 @@ def _compile_forward(model: Any, norm: dict | None):
     import tensorflow as tf
 
     from zoo.optimize import inference_model
+    from zoo.preprocessing import normalise
 
     try:
         infer = inference_model(model)
@@ -299,10 +300,7 @@ def _compile_forward(model: Any, norm: dict | None):
     def body(x):
         x = tf.cast(x, dtype)
         if norm is not None:
-            if norm.get("channel_order") == "bgr":
-                x = x[..., ::-1]
-            x = (x * float(norm.get("scale", 1.0)) - tf.constant(norm.get("mean", [0.0]), dtype)) / tf.constant(
-                norm.get("std", [1.0]), dtype)
+            x = normalise(x, norm, dtype=dtype.as_numpy_dtype)
         return infer(x, training=False)
 
     def run(batch: np.ndarray):
