@@ -24,7 +24,8 @@ def bench(model_ref: str = "yolo_lite", *, seconds: float = 10.0, conf: float = 
 
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
-    from zoo.inference import make_forward, resolve_model
+    from zoo.inference import make_forward
+    from zoo.modeldir import resolve_model
     from zoo.tasks.detection import TASK
 
     model, meta = resolve_model(model_ref, weights="none" if not os.path.exists(model_ref) else None)

@@ -82,9 +82,9 @@ def update_manifest(text: str) -> None:
         manifest = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, manifest, flags=re.S)
     else:
         manifest = manifest.rstrip("\n") + "\n\n" + block
-    from zoo.modeldir import atomic_write_text
+    from zoo.files import write_text
 
-    atomic_write_text(path, manifest)
+    write_text(path, manifest)
 
 
 def main() -> None:
@@ -93,7 +93,7 @@ def main() -> None:
     import numpy as np
 
     from zoo.models import lenet
-    from zoo.modeldir import atomic_write_text
+    from zoo.files import write_text
     from zoo.pretrained import fashion_mnist as fm
 
     keras.utils.set_random_seed(args.seed)
@@ -124,7 +124,7 @@ def main() -> None:
     data = target.read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
     (args.out / "labels").mkdir(exist_ok=True)
-    atomic_write_text(args.out / "labels" / "fashion_mnist.txt", "\n".join(fm.CLASSES) + "\n")
+    write_text(args.out / "labels" / "fashion_mnist.txt", "\n".join(fm.CLASSES) + "\n")
     if args.out == WEIGHTS_DIR:
         update_manifest(row_text(sha256=sha256, size=len(data), accuracy=accuracy, loss=loss, epochs=args.epochs,
                                  seconds=seconds))

@@ -163,9 +163,9 @@ FULL_DISK = textwrap.dedent("""
         except BaseException as exc:
             results[name] = f"{type(exc).__name__}: {exc}"
     from zoo.training import checkpoint as ck
-    from zoo.modeldir import atomic_write_text
+    from zoo.files import write_text
     attempt("arrays", lambda: ck.save_arrays(folder / "big.npz", [np.zeros(100_000, np.float32)]))
-    attempt("text", lambda: atomic_write_text(folder / "big.json", "x" * 300_000))
+    attempt("text", lambda: write_text(folder / "big.json", "x" * 300_000))
     if sys.argv[2] != "-":
         from zoo.pretrained.fetch import fetch
         attempt("fetch", lambda: fetch([sys.argv[2]], filename="w.bin", sha256=sys.argv[3], progress=False))

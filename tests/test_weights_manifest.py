@@ -61,7 +61,7 @@ def test_presets_agree_with_the_models_preprocessing_layer():
     from zoo.models.common import PREPROCESSING as model_presets
     from zoo.pretrained.presets import PREPROCESSING
 
-    for mode in ("torch", "caffe", "unit"):
+    for mode in ("torch", "caffe", "tf", "unit"):
         for key in ("scale", "mean", "std", "channel_order"):
             assert PREPROCESSING[mode][key] == model_presets[mode][key], (mode, key)
 

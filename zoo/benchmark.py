@@ -140,16 +140,19 @@ def bench(
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise UsageError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}.")
     size = _image_size(image_size)
-    if _is_name(model):
+    from zoo.modeldir import reference_kind
+
+    kind = reference_kind(model)
+    if kind == "name":
         from zoo.registry import get_spec
 
         get_spec(os.fspath(model))  # an unknown name fails here, before TensorFlow loads
+    elif size is not None:
+        raise UsageError("`image_size` applies to registry names only; a saved model keeps its input size. "
+                         "Pass a registry name, or drop --image-size.")
     precision = resolve_precision(precision)
     xla = default_xla(jit_compile)
-    keras_model, label = _resolve(model, precision=precision, size=size, weights=weights)
-    from zoo.modeldir import get_meta
-
-    task = get_meta(keras_model).get("task") or "classification"
+    keras_model, label, task = _resolve(model, kind, precision=precision, size=size, weights=weights)
     if batch_size is None:
         batch_size = 1 if (mode == "predict" and task == "detection") else 32
 
@@ -168,9 +171,9 @@ def bench(
     if json is not None:
         import json as _json
 
-        from zoo.modeldir import atomic_write_text
+        from zoo.files import write_text
 
-        atomic_write_text(Path(json), _json.dumps(result, indent=2, sort_keys=True) + "\n")
+        write_text(Path(json), _json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
 
 
@@ -188,42 +191,26 @@ def _image_size(image_size) -> tuple[int, int] | None:
     return h, w
 
 
-def _is_name(model) -> bool:
-    if not isinstance(model, (str, os.PathLike)):
-        return False
-    text = os.fspath(model)
-    return not (Path(text).exists() or text.endswith(".keras") or os.sep in text)
-
-
-def _resolve(model, *, precision, size, weights):
-    """(keras.Model, label): registry names are built here, under the precision policy."""
-    import keras
-
+def _resolve(model, kind: str, *, precision, size, weights):
+    """(keras.Model, label, task) through zoo.modeldir.resolve_model, under the precision policy.
+    A registry name gets random weights unless some are named: throughput does not depend on
+    them, and nothing is downloaded."""
+    from zoo.modeldir import resolve_model
     from zoo.training.precision import policy
 
-    if _is_name(model):
-        import zoo
+    shape = None
+    if kind == "name":
         from zoo.registry import get_spec
 
         spec = get_spec(os.fspath(model))
         shape = (*size, spec.input_shape[2]) if size else None
-        with policy(precision):
-            return zoo.build(spec.name, weights=weights, input_shape=shape), spec.name
-    if size is not None:
-        raise UsageError("`image_size` applies to registry names only; a saved model keeps its input size. "
-                         "Pass a registry name, or drop --image-size.")
-    if weights is not None:
-        raise UsageError("`weights` applies to registry names only; this model already has its weights.")
-    if isinstance(model, (str, os.PathLike)):
-        from zoo.modeldir import load_model
-
-        with policy(precision):
-            loaded = load_model(model)
-        return loaded, Path(os.fspath(model)).name
-    if not isinstance(model, keras.Model):
-        raise UsageError(f"`model` must be a registry name, a model directory, a .keras file or a keras.Model. "
-                         f"Received: {type(model).__name__}.")
-    return model, model.name
+        weights = "none" if weights is None else weights
+        label = spec.name
+    else:
+        label = Path(os.fspath(model)).name if kind == "saved" else model.name
+    with policy(precision):
+        keras_model, meta = resolve_model(model, weights=weights, input_shape=shape)
+    return keras_model, label, meta["task"]
 
 
 def _random_inputs(model, batch_size: int):

@@ -18,19 +18,15 @@ def evaluate(model, data: str | os.PathLike, *, batch_size: int = 32, verbose: i
     """
     from pathlib import Path
 
-    import zoo
     from zoo.errors import UsageError
-    from zoo.modeldir import get_meta
+    from zoo.modeldir import reference_kind, resolve_model
 
-    name = None
-    if isinstance(model, (str, os.PathLike)):
-        name = str(model)
-        path = Path(model)
-        model = zoo.load_model(path) if path.exists() else zoo.build(str(model), weights=_default_tag(str(model)))
-    if not Path(data).exists():
+    name = str(model) if isinstance(model, (str, os.PathLike)) else None
+    weights = _pretrained(name) if reference_kind(model) == "name" else None
+    if not Path(data).exists():  # before the model loads: a typo fails in a second
         raise UsageError(f"DATA {str(data)!r} does not exist. Give labelled data in the model's task format.")
-    meta = get_meta(model)
-    task_name = meta.get("task") or "classification"
+    model, meta = resolve_model(model, weights=weights)
+    task_name = meta["task"]
     from zoo.training.finetune import training_hooks
 
     hooks = training_hooks(task_name)
@@ -38,12 +34,12 @@ def evaluate(model, data: str | os.PathLike, *, batch_size: int = 32, verbose: i
     return {"task": task_name, "model": name or meta.get("arch"), **scores}
 
 
-def _default_tag(name: str):
-    from zoo.pretrained.manifest import tags_for
+def _pretrained(name: str) -> str:
+    from zoo.registry import default_weights
 
-    tags = tags_for(name)
-    if not tags:
+    tag = default_weights(name)
+    if tag is None:
         from zoo.errors import UsageError
 
         raise UsageError(f"{name!r} has no pretrained weights to evaluate; give a model directory from `zoo finetune`.")
-    return "imagenet" if "imagenet" in tags else tags[0]
+    return tag

@@ -5,8 +5,8 @@
 After writing, the artefact is run by its own runtime (TensorFlow for SavedModel, the TFLite
 interpreter, onnxruntime) on sample inputs, and the largest absolute difference from the Keras
 model's outputs is reported; above the tolerance the export fails and nothing is left at `out`.
-The artefact is written to a temporary path beside `out` and renamed into place only once it
-has passed, so `out` is never half-written.
+The artefact is written into a scratch folder beside `out` and moved into place (zoo.files.publish)
+only once it has passed, so `out` is never half-written.
 
 Sample inputs: images of `calibration` (decoded and resized exactly as `zoo predict` does) when
 given, else random pixels in [0, 255] (the input of models with preprocessing inside).
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import UsageError, ZooError
+from zoo.files import publish, write_bytes, write_text
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 QUANTIZATIONS = ("float16", "int8")
@@ -85,7 +86,8 @@ def export_with_report(model, *, format, out, weights=None, quantize=None, calib
     if not out.parent.exists():
         raise UsageError(f"The folder of --out does not exist: {out.parent}. Create it first.")
 
-    from zoo.inference import input_size, resolve_model
+    from zoo.inference import input_size
+    from zoo.modeldir import resolve_model
 
     keras_model, meta = resolve_model(model, weights=weights)
     if len(keras_model.inputs) != 1:
@@ -117,7 +119,10 @@ def export_with_report(model, *, format, out, weights=None, quantize=None, calib
             raise ParityError(f"The exported {fmt} model differs from the Keras model by {report['max_abs_diff']:.3g} "
                               f"(allowed {report['allowed']:.3g}); nothing was written to {out}. "
                               f"Pass a larger tolerance if this is expected.")
-        _replace(artefact, out)
+        if out.exists() and out.is_dir() != artefact.is_dir():
+            kind = "folder" if out.is_dir() else "file"
+            raise UsageError(f"--out {out} is an existing {kind}; remove it or choose another path.")
+        publish(artefact, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out, report
@@ -183,10 +188,9 @@ def sample_inputs(model, meta: dict, *, calibration=None, count: int = 4, seed: 
     batch = np.stack(arrays)
     norm = external_normalisation(model, meta)
     if norm is not None:  # models without preprocessing inside take normalised input
-        if norm.get("channel_order") == "bgr":
-            batch = batch[..., ::-1]
-        batch = (batch * float(norm.get("scale", 1.0)) - np.asarray(norm.get("mean", [0.0]), np.float32)) / \
-            np.asarray(norm.get("std", [1.0]), np.float32)
+        from zoo.preprocessing import normalise
+
+        batch = normalise(batch, norm)
     return batch.astype(np.float32)
 
 
@@ -195,7 +199,7 @@ def sample_inputs(model, meta: dict, *, calibration=None, count: int = 4, seed: 
 
 def _savedmodel(model, path: Path, meta: dict) -> None:
     model.export(str(path), format="tf_saved_model", verbose=False)
-    (path / "metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    write_text(path / "metadata.json", json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _tflite(model, path: Path, workdir: Path, *, quantize: str | None, calibration: np.ndarray | None) -> None:
@@ -215,7 +219,7 @@ def _tflite(model, path: Path, workdir: Path, *, quantize: str | None, calibrati
                 yield [sample[None]]
 
         converter.representative_dataset = representative
-    path.write_bytes(converter.convert())
+    write_bytes(path, converter.convert())
 
 
 def _onnx(model, path: Path, meta: dict) -> None:
@@ -295,25 +299,3 @@ def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _replace(new: Path, out: Path) -> None:
-    """Move `new` to `out`; an existing `out` is swapped away first and removed only afterwards."""
-    if new.is_file():
-        with open(new, "rb") as fh:
-            os.fsync(fh.fileno())
-    old = None
-    if out.exists() or out.is_symlink():
-        if out.is_dir() != new.is_dir():
-            kind = "folder" if out.is_dir() else "file"
-            raise UsageError(f"--out {out} is an existing {kind}; remove it or choose another path.")
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    try:
-        os.replace(new, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old) if old.is_dir() else old.unlink()

@@ -21,6 +21,7 @@ import warnings
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -70,29 +71,48 @@ def iter_predict(
     **options: Any,
 ) -> Iterator[dict]:
     """zoo.predict as a generator: records stream out as batches finish (used by the CLI)."""
-    from zoo.data.images import DEFAULT
-
     _check_int("top_k", top_k)
     _check_int("batch_size", batch_size)
     if workers is not None:
         _check_int("workers", workers)
-    keras_model, meta = resolve_model(model, weights=weights)
+    from zoo.modeldir import resolve_model
     from zoo.tasks import get_task
 
-    task = get_task(meta.get("task") or "classification")
-    height, width, channels = input_size(keras_model, meta)
-    meta = {**meta, "input_shape": [height, width, channels]}
+    keras_model, meta = resolve_model(model, weights=weights)
+    task = get_task(meta["task"])
+    meta = {**meta, "input_shape": list(input_size(keras_model, meta))}
     if save_dir is not None:
         save_dir = Path(save_dir)
         save_dir.mkdir(parents=True, exist_ok=True)
     options = {**options, "top_k": int(top_k), "save_dir": save_dir}
+    run = _runner(task, keras_model, meta, options)
+    load = _loader(task, meta, max_pixels=max_pixels, keep_image=save_dir is not None)
+    n_workers = workers or min(8, max(2, os.cpu_count() or 2))
+    # decoded inputs waiting for the model: this bounds memory. With save_dir the full-size
+    # originals are kept until drawn, so look ahead one batch only.
+    ahead = batch_size if save_dir is not None else max(2 * batch_size, 4 * n_workers)
+    chunks = _decoded_chunks(_enumerate(sources, recursive=recursive), load, workers=n_workers, ahead=ahead,
+                             batch_size=batch_size)
+    with closing(chunks):  # closing the stream stops the decoding at once
+        for chunk in chunks:
+            yield from _finish(chunk, run, task, meta, options)
+
+
+def _runner(task, model, meta: dict, options: dict):
+    """batch -> outputs: the task's own forward (e.g. a captioner's beam search) or the compiled model."""
     forward = getattr(task, "forward", None)
-    if forward is not None:
-        run = lambda batch: forward(keras_model, batch, meta, options)  # noqa: E731
-    else:
-        run = make_forward(keras_model, meta)
+    if forward is None:
+        return make_forward(model, meta)
+    return lambda batch: forward(model, batch, meta, options)
+
+
+def _loader(task, meta: dict, *, max_pixels, keep_image: bool):
+    """(index, source, error) -> (index, source, array, info, image or None, error): decode and prepare
+    one input in a worker thread; a bad input becomes its error, never the batch's."""
+    from zoo.data.images import DEFAULT
+
     limit = DEFAULT if max_pixels is None else max_pixels
-    keep_image = save_dir is not None
+    channels = meta["input_shape"][2]
 
     def load(item):
         index, source, error = item
@@ -107,12 +127,13 @@ def iter_predict(
             return index, source, None, None, None, _one_line(f"{type(exc).__name__}: {exc}")
         return index, source, array, info, image if keep_image else None, None
 
-    n_workers = workers or min(8, max(2, os.cpu_count() or 2))
-    # decoded inputs waiting for the model: this bounds memory. With save_dir the full-size
-    # originals are kept until drawn, so look ahead one batch only.
-    ahead = batch_size if keep_image else max(2 * batch_size, 4 * n_workers)
-    items = _enumerate(sources, recursive=recursive)
-    pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="zoo-decode")
+    return load
+
+
+def _decoded_chunks(items: Iterator, load, *, workers: int, ahead: int, batch_size: int) -> Iterator[list]:
+    """Lists of `load` results in input order, decoded by a thread pool at most `ahead` inputs in
+    front of the consumer; a list ends after `batch_size` good inputs (or 4 batches of errors)."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoo-decode")
     pending: deque = deque()
     try:
         chunk: list[tuple] = []
@@ -132,10 +153,10 @@ def iter_predict(
             n_ok += result[5] is None
             # flush on a full batch; errors alone are flushed too so they are not held back long
             if n_ok >= batch_size or len(chunk) >= 4 * batch_size:
-                yield from _finish(chunk, run, task, meta, options)
+                yield chunk
                 chunk, n_ok = [], 0
         if chunk:
-            yield from _finish(chunk, run, task, meta, options)
+            yield chunk
     finally:
         # stopped early (Ctrl-C, an error, or the caller closed the stream): drop queued decodes
         pool.shutdown(wait=True, cancel_futures=True)
@@ -224,35 +245,6 @@ def _one_line(text: str) -> str:
 # --- the model and its metadata ---
 
 
-def resolve_model(model: Any, *, weights: str | None = None) -> tuple[Any, dict]:
-    """(keras.Model, metadata) from a registry name, a model directory, a .keras file or a model."""
-    from zoo.modeldir import get_meta, load_model
-
-    if not isinstance(model, (str, os.PathLike)):
-        if not hasattr(model, "layers") or not callable(model):
-            raise UsageError(f"`model` must be a registry name, a model directory, a .keras file or a keras.Model. "
-                             f"Received: {type(model).__name__}.")
-        if weights is not None:
-            raise UsageError("`weights` applies to registry names only; this model already has its weights.")
-        return model, get_meta(model)
-    text = os.fspath(model)
-    path = Path(text).expanduser()
-    if path.exists() or text.endswith(".keras") or os.sep in text or text.startswith("."):
-        if weights is not None and str(weights).lower() != "none":
-            raise UsageError(f"--weights applies to registry names only; {text} is a saved model with its own weights. "
-                             f"Drop --weights.")
-        loaded = load_model(path)
-        return loaded, get_meta(loaded)
-    import zoo
-    from zoo.registry import default_weights
-
-    spec_name = text
-    if weights is None:
-        weights = default_weights(spec_name, warn=True)
-    built = zoo.build(spec_name, weights=weights)
-    return built, get_meta(built)
-
-
 def input_size(model: Any, meta: dict) -> tuple[int, int, int]:
     """(height, width, channels) the images are resized to: metadata first, then the model input."""
     shape = list(meta.get("input_shape") or [])
@@ -314,6 +306,7 @@ def _compile_forward(model: Any, norm: dict | None):
     import tensorflow as tf
 
     from zoo.optimize import inference_model
+    from zoo.preprocessing import normalise
 
     try:
         infer = inference_model(model)
@@ -327,10 +320,7 @@ def _compile_forward(model: Any, norm: dict | None):
     def body(x):
         x = tf.cast(x, dtype)
         if norm is not None:
-            if norm.get("channel_order") == "bgr":
-                x = x[..., ::-1]
-            x = (x * float(norm.get("scale", 1.0)) - tf.constant(norm.get("mean", [0.0]), dtype)) / tf.constant(
-                norm.get("std", [1.0]), dtype)
+            x = normalise(x, norm, dtype=dtype.as_numpy_dtype)
         return infer(x, training=False)
 
     def run(batch: np.ndarray):

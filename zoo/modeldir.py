@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -66,62 +65,34 @@ def meta_for_build(spec, model, source) -> dict[str, Any]:
     return meta
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text via a temp file in the same folder, fsync and rename: never half-written."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_save_image(image, path: Path) -> Path:
-    """Save a PIL image as PNG via a temp file in the same folder, fsync and rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """zoo.files.save_image, under the name task modules still import."""
+    from zoo.files import save_image
+
+    return save_image(image, path)
 
 
 def save_model(model, path: str | os.PathLike) -> Path:
     """Save `model` as a .keras file atomically (temp file beside the target, then rename)."""
+    from zoo.files import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
 def write_model_dir(model, out: str | os.PathLike, meta: dict[str, Any] | None = None) -> Path:
     """Write model.keras and metadata.json into `out` (other files are the trainer's)."""
+    from zoo.files import write_text
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {**get_meta(model), **(meta or {})}
     meta.setdefault("versions", versions())
     save_model(model, out / MODEL_FILE)
-    atomic_write_text(out / META_FILE, json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    write_text(out / META_FILE, json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     attach_meta(model, meta)
     return out
 
@@ -149,22 +120,29 @@ def custom_objects() -> dict[str, Any]:
     return dict(model_objects())
 
 
-def load_model(path: str | os.PathLike):
-    """Load a model directory or a .keras file written by zoo (safe mode: no code from data)."""
-    import keras
-
+def find_model_file(path: str | os.PathLike) -> Path:
+    """The .keras file of a model directory or .keras path, checked to exist (nothing is loaded)."""
     path = Path(path)
     if path.is_dir():
         model_file = path / MODEL_FILE
         if not model_file.exists():
             raise UsageError(f"{path} is not a zoo model directory: {MODEL_FILE} is missing. "
                              f"Point at a folder written by `zoo finetune` or at a .keras file.")
-    elif path.suffix == ".keras" and path.is_file():
-        model_file = path
-    elif not path.exists():
+        return model_file
+    if path.suffix == ".keras" and path.is_file():
+        return path
+    if not path.exists():
         raise UsageError(f"Model path {path} does not exist. Give a model directory, a .keras file or a registry name.")
-    else:
-        raise UsageError(f"{path} is neither a model directory nor a .keras file.")
+    raise UsageError(f"{path} is neither a model directory nor a .keras file. Give one of those, or a registry "
+                     f"name (`zoo list` shows them).")
+
+
+def load_model(path: str | os.PathLike):
+    """Load a model directory or a .keras file written by zoo (safe mode: no code from data)."""
+    import keras
+
+    path = Path(path)
+    model_file = find_model_file(path)
     try:
         # compile=False: predict, evaluate and export need no optimizer, and the trainer compiles
         # afresh, so a custom loss or metric in the file's compile config never blocks loading.
@@ -185,3 +163,77 @@ def load_model(path: str | os.PathLike):
     check_labels(model, meta, path)
     attach_meta(model, meta)
     return model
+
+
+# --- model references: what `--model` / `model=` may name ---
+
+MODEL_KINDS = ("model", "saved", "hub", "name")
+
+
+def reference_kind(model: Any, *, hub: bool = False) -> str:
+    """Which kind of model reference `model` is, without loading or building anything.
+
+    Returns:
+        "model" (a keras.Model), "saved" (a model directory or .keras file, checked to be one),
+        "hub" ("hub:PATH", a TF-Hub / SavedModel feature extractor; only where `hub` is allowed:
+        fine-tuning puts a head on it), or "name" (anything else; the registry checks the name).
+    Raises:
+        UsageError: an object that is no model, a path that holds no zoo model, or "hub:" where
+            it cannot be used.
+    """
+    if not isinstance(model, (str, os.PathLike)):
+        if not hasattr(model, "layers") or not callable(model):
+            raise UsageError(f"`model` must be a registry name, a model directory, a .keras file or a keras.Model. "
+                             f"Received: {type(model).__name__}.")
+        return "model"
+    text = os.fspath(model)
+    if text.startswith("hub:"):
+        if not hub:
+            raise UsageError(f"{text} is a feature extractor without a head; fine-tune it first (`zoo finetune "
+                             f"{text} DATA --out DIR`) and use DIR.")
+        return "hub"
+    # Anything that looks like a path is one: a typo in a path should say the path is missing,
+    # not that no model has that name.
+    if Path(text).expanduser().exists() or text.endswith(".keras") or os.sep in text or text.startswith("."):
+        find_model_file(Path(text).expanduser())
+        return "saved"
+    return "name"
+
+
+def resolve_model(model: Any, *, weights: str | None = None, task: str | None = None,
+                  input_shape: tuple[int, ...] | None = None) -> tuple[Any, dict[str, Any]]:
+    """(keras.Model, metadata) for a registry name, a model directory, a .keras file or a keras.Model.
+
+    The one model resolution behind predict, evaluate, export and bench.
+
+    Args:
+        weights: registry names only: a manifest tag, a path or "none" (random weights). Default:
+            zoo.registry.default_weights (with a warning when the model has none).
+        task: the task of a plain keras.Model without zoo metadata (default "classification").
+        input_shape: registry names only: build at this (H, W, C).
+    Returns:
+        The model and its metadata (zoo.modeldir.get_meta), with "task" always set.
+    """
+    kind = reference_kind(model)
+    if kind != "name":
+        what = os.fspath(model) if kind == "saved" else "this model"
+        if weights is not None and str(weights).lower() != "none":
+            raise UsageError(f"`weights` applies to registry names only; {what} already has its weights. "
+                             f"Drop --weights.")
+        if input_shape is not None:
+            raise UsageError(f"`input_shape` applies to registry names only; {what} keeps its input size.")
+    if kind == "model":
+        keras_model = model
+    elif kind == "saved":
+        keras_model = load_model(Path(os.fspath(model)).expanduser())
+    else:
+        import zoo
+        from zoo.registry import default_weights
+
+        name = os.fspath(model)
+        if weights is None:
+            weights = default_weights(name, warn=True)
+        keras_model = zoo.build(name, weights=weights, input_shape=input_shape)
+    meta = get_meta(keras_model)
+    meta["task"] = meta.get("task") or task or "classification"
+    return keras_model, meta

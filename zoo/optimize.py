@@ -84,112 +84,149 @@ def _kind(layer) -> str:
 
 
 def _rebuild(model, name: str | None = None):
-    import keras
-    from keras import tree
-    from keras.src.models.functional import Functional
+    """(inference copy of the functional `model`, report): find what folds, then copy node by node."""
+    graph = _Graph(model)
+    bn_of_conv = _bn_after_convs(graph)
+    conv_of_pre = _preprocessing_before_convs(graph)
+    return _Copier(model, graph, bn_of_conv, conv_of_pre).run(name or model.name)
 
-    nodes = [node for depth in sorted(model._nodes_by_depth, reverse=True) for node in model._nodes_by_depth[depth]]
-    consumers: dict[int, list] = {}
-    calls: dict[int, int] = {}  # id(layer) -> number of nodes calling it in this model
-    for node in nodes:
-        if node.is_input or not node.operation:
-            continue
-        calls[id(node.operation)] = calls.get(id(node.operation), 0) + 1
-        for t in node.input_tensors:
-            consumers.setdefault(id(t), []).append(node)
-    outputs = set(id(t) for t in model.outputs)
 
-    def sole_consumer(tensor):
-        users = consumers.get(id(tensor), [])
-        if id(tensor) in outputs or len(users) != 1 or calls[id(users[0].operation)] != 1:
+class _Graph:
+    """The nodes of a functional model in call order, and who consumes each tensor."""
+
+    def __init__(self, model):
+        self.nodes = [node for depth in sorted(model._nodes_by_depth, reverse=True)
+                      for node in model._nodes_by_depth[depth]]
+        self.consumers: dict[int, list] = {}
+        self.calls: dict[int, int] = {}  # id(layer) -> number of nodes calling it in this model
+        for node in self.layer_nodes():
+            self.calls[id(node.operation)] = self.calls.get(id(node.operation), 0) + 1
+            for t in node.input_tensors:
+                self.consumers.setdefault(id(t), []).append(node)
+        self.outputs = {id(t) for t in model.outputs}
+
+    def layer_nodes(self):
+        return [node for node in self.nodes if not node.is_input and node.operation]
+
+    def sole_consumer(self, tensor):
+        """The one node reading `tensor`, if its layer runs only there and `tensor` is no model output."""
+        users = self.consumers.get(id(tensor), [])
+        if id(tensor) in self.outputs or len(users) != 1 or self.calls[id(users[0].operation)] != 1:
             return None
         return users[0]
 
-    # Pair each foldable conv node with the BN node that alone consumes its output.
-    bn_of_conv: dict[int, Any] = {}
-    for node in nodes:
-        op = node.operation
-        if node.is_input or not op or _kind(op) not in _FOLDABLE or calls[id(op)] != 1 or len(node.outputs) != 1:
-            continue
-        user = sole_consumer(node.outputs[0])
-        if user is not None and _kind(user.operation) == "BatchNormalization" and _bn_matches(user.operation, op, len(node.outputs[0].shape)):
-            bn_of_conv[id(node)] = user
-    folded_bn = {id(bn) for bn in bn_of_conv.values()}
 
-    # Pair an affine preprocessing node with the valid-padding conv that alone consumes it.
-    conv_of_pre: dict[int, Any] = {}
-    for node in nodes:
+def _bn_after_convs(graph: _Graph) -> dict[int, Any]:
+    """id(foldable conv node) -> the BatchNormalization node that alone consumes its output."""
+    pairs = {}
+    for node in graph.layer_nodes():
         op = node.operation
-        if node.is_input or not op or _kind(op) not in _AFFINE_PREPROCESSING or len(node.outputs) != 1:
+        if _kind(op) not in _FOLDABLE or graph.calls[id(op)] != 1 or len(node.outputs) != 1:
             continue
-        user = sole_consumer(node.outputs[0])
+        user = graph.sole_consumer(node.outputs[0])
+        if (user is not None and _kind(user.operation) == "BatchNormalization"
+                and _bn_matches(user.operation, op, len(node.outputs[0].shape))):
+            pairs[id(node)] = user
+    return pairs
+
+
+def _preprocessing_before_convs(graph: _Graph) -> dict[int, tuple]:
+    """id(affine preprocessing node) -> (the valid-padding conv node that alone consumes it, its affine map)."""
+    pairs = {}
+    for node in graph.layer_nodes():
+        op = node.operation
+        if _kind(op) not in _AFFINE_PREPROCESSING or len(node.outputs) != 1:
+            continue
+        user = graph.sole_consumer(node.outputs[0])
         if user is None or not _fusable_first_conv(user.operation):
             continue
         affine = _probe_affine(op, node.input_tensors[0], node.outputs[0])
         if affine is not None:
-            conv_of_pre[id(node)] = (user, affine)
-    pre_of_conv = {id(user): (pre, affine) for pre, (user, affine) in
-                   ((n, conv_of_pre[id(n)]) for n in nodes if id(n) in conv_of_pre)}
+            pairs[id(node)] = (user, affine)
+    return pairs
 
-    new_inputs = []
-    values: dict[int, Any] = {}
-    for t in model.inputs:
-        layer = t._keras_history.operation
-        x = keras.Input(batch_shape=t.shape, dtype=t.dtype, name=layer.name)
-        new_inputs.append(x)
-        values[id(t)] = x
 
-    copies: dict[int, Any] = {}  # id(original layer) -> its copy, so shared layers stay shared
-    report = {"folded_bn": 0, "kept_bn": 0, "removed_dropout": 0, "fused_preprocessing": 0}
-    for node in nodes:
+class _Copier:
+    """Calls copies of the layers on new inputs, node by node, folding what the pairs say."""
+
+    def __init__(self, model, graph: _Graph, bn_of_conv: dict, conv_of_pre: dict):
+        self.model, self.graph = model, graph
+        self.bn_of_conv, self.conv_of_pre = bn_of_conv, conv_of_pre
+        self.folded_bn = {id(bn) for bn in bn_of_conv.values()}
+        self.pre_of_conv = {id(user): (pre, affine) for pre in graph.nodes if id(pre) in conv_of_pre
+                            for user, affine in [conv_of_pre[id(pre)]]}
+        self.values: dict[int, Any] = {}  # id(original tensor) -> its value in the copy
+        self.copies: dict[int, Any] = {}  # id(original layer) -> its copy, so shared layers stay shared
+        self.report = {"folded_bn": 0, "kept_bn": 0, "removed_dropout": 0, "fused_preprocessing": 0}
+
+    def run(self, name: str):
+        import keras
+        from keras import tree
+        from keras.src.models.functional import Functional
+
+        new_inputs = []
+        for t in self.model.inputs:
+            x = keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t._keras_history.operation.name)
+            new_inputs.append(x)
+            self.values[id(t)] = x
+        for node in self.graph.layer_nodes():
+            self._node(node)
+        inputs = tree.pack_sequence_as(self.model._inputs_struct, new_inputs)
+        outs = tree.pack_sequence_as(self.model._outputs_struct, [self.values[id(t)] for t in self.model.outputs])
+        return Functional(inputs=inputs, outputs=outs, name=name), self.report
+
+    def _node(self, node) -> None:
+        kind = _kind(node.operation)
+        if id(node) in self.conv_of_pre:  # its conv reads the raw input instead
+            self.values[id(node.outputs[0])] = None
+        elif id(node) in self.folded_bn:
+            pass  # its output was set when the conv before it was rebuilt
+        elif kind in _INFERENCE_IDENTITY:
+            self.values[id(node.outputs[0])] = self.values[id(node.input_tensors[0])]
+            self.report["removed_dropout"] += 1
+        elif id(node) in self.bn_of_conv or id(node) in self.pre_of_conv:
+            self._folded(node)
+        else:
+            self.report["kept_bn"] += kind == "BatchNormalization"
+            self._copied(node)
+
+    def _folded(self, node) -> None:
+        """A conv with the preprocessing before it and / or the BN after it folded in."""
+        bn = self.bn_of_conv.get(id(node))
+        pre, affine = self.pre_of_conv.get(id(node), (None, None))
+        x = self.values[id((pre or node).input_tensors[0])]
+        layer, weights = _folded_conv(node.operation, bn.operation if bn else None, affine)
+        y = layer(x)
+        _finish_copy(layer, node.operation, weights)
+        self.values[id((bn or node).outputs[0])] = y
+        self.report["folded_bn"] += bn is not None
+        self.report["fused_preprocessing"] += pre is not None
+
+    def _copied(self, node) -> None:
+        """Any other layer: copied once (a nested model is optimised on its own) and called."""
+        import keras
+        from keras import tree
+        from keras.src.models.functional import Functional
+
         op = node.operation
-        if node.is_input or not op:
-            continue
-        kind = _kind(op)
-        if id(node) in conv_of_pre:  # its conv reads the raw input instead
-            values[id(node.outputs[0])] = None
-            continue
-        if id(node) in folded_bn:
-            continue  # its output was set when the conv before it was rebuilt
-        if kind in _INFERENCE_IDENTITY:
-            values[id(node.outputs[0])] = values[id(node.input_tensors[0])]
-            report["removed_dropout"] += 1
-            continue
-        if id(node) in bn_of_conv or id(node) in pre_of_conv:
-            bn = bn_of_conv.get(id(node))
-            pre, affine = pre_of_conv.get(id(node), (None, None))
-            x = values[id((pre or node).input_tensors[0])]
-            layer, weights = _folded_conv(op, bn.operation if bn else None, affine)
-            y = layer(x)
-            _finish_copy(layer, op, weights)
-            values[id((bn or node).outputs[0])] = y
-            report["folded_bn"] += bn is not None
-            report["fused_preprocessing"] += pre is not None
-            continue
-        if kind == "BatchNormalization":
-            report["kept_bn"] += 1
-        layer = copies.get(id(op))
+        layer = self.copies.get(id(op))
         new_layer = layer is None
         nested = isinstance(op, Functional) or (isinstance(op, keras.Sequential)
                                                  and getattr(op, "_functional", None) is not None)
         if new_layer:
-            if nested:  # a backbone inside a model: optimised on its own
+            if nested:  # a backbone inside a model
                 layer, sub = _rebuild(_as_functional(op), name=op.name)
-                for key in report:
-                    report[key] += sub[key]
+                for key in self.report:
+                    self.report[key] += sub[key]
             else:
                 layer = _copy_layer(op)
-            copies[id(op)] = layer
-        args, kwargs = node.arguments.fill_in(values)
+            self.copies[id(op)] = layer
+        args, kwargs = node.arguments.fill_in(self.values)
         out = layer(*args, **kwargs)
         if new_layer and not nested:
             _finish_copy(layer, op, op.weights)
         for ref, val in zip(node.outputs, tree.flatten(out)):
-            values[id(ref)] = val
-
-    inputs = tree.pack_sequence_as(model._inputs_struct, new_inputs)
-    outs = tree.pack_sequence_as(model._outputs_struct, [values[id(t)] for t in model.outputs])
-    return Functional(inputs=inputs, outputs=outs, name=name or model.name), report
+            self.values[id(ref)] = val
 
 
 def _copy_layer(layer, **changes):

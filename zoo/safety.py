@@ -15,9 +15,7 @@ No TensorFlow here.
 from __future__ import annotations
 
 import os
-import shutil
 import tarfile
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -121,8 +119,10 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
     if dest.exists():
         raise UsageError(f"{dest} already exists; zoo extracts archives into a new folder only.")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extract", dir=dest.parent))
-    try:
+    from zoo.files import atomic_dir
+
+    # overwrite=False: another process that unpacked the same archive first keeps its folder
+    with atomic_dir(dest, overwrite=False) as tmp:
         try:
             with tarfile.open(archive, "r:*") as tar:
                 members = tar.getmembers()
@@ -144,10 +144,6 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
                 raise
             raise UsageError(f"Cannot extract {archive}: {' '.join(str(exc).split())}. "
                              f"Give a .tar.gz archive of the module.") from None
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 

@@ -1,7 +1,8 @@
 """The `zoo` command line: a thin click layer over the public API.
 
 Each command lives in its own module and is imported only when it runs, so `zoo --help` and
-`zoo list` stay instant. User mistakes (zoo.errors.UsageError) print one line and exit 2.
+`zoo list` stay instant. Every command runs inside zoo.cli.common.cli_errors, the one mapper from
+an error to one line on stderr and an exit status (2 usage mistakes, 1 any other failure).
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ HELP = {
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx):
+        from zoo.cli.common import cli_errors
+
+        with cli_errors():
+            return super().invoke(ctx)
+
     def list_commands(self, ctx):
         return list(COMMANDS)
 
@@ -74,43 +81,26 @@ def cli():
 
 
 def main(argv=None) -> None:
-    """Console entry point: user errors become one line on stderr and exit status 2."""
+    """Console entry point: errors become one line on stderr and zoo's exit status (zoo.cli.common)."""
     import os
-
-    from zoo.errors import UsageError, ZooError
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
     from zoo.cli import quiet
+    from zoo.cli.common import report_error
 
     quiet.install()
     try:
         # Without standalone mode click returns ctx.exit(code)'s code instead of exiting.
         rc = cli.main(args=argv, prog_name="zoo", standalone_mode=False)
+        sys.stdout.flush()  # a reader that left after the last write is noticed here, not at exit
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        rc = exc.exit_code
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
-    except UsageError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
-    except ZooError as exc:  # weights that cannot be fetched or verified, and the like
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+        rc = 130
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        sys.exit(130)
-    except OSError as exc:
-        import errno
-
-        if exc.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-            raise
-        # a full disk or quota is the machine's state, not a bug: one line (files are written
-        # atomically, so nothing half-written was left under a final name)
-        where = f": {exc.filename}" if exc.filename else ""
-        click.echo(f"Error: {exc.strerror or exc}{where}. Free some space (or raise the quota) and run again.", err=True)
-        sys.exit(1)
+        rc = 130
+    except Exception as exc:  # raised before a command ran: a bad top-level option
+        rc = report_error(exc)
     sys.exit(rc if type(rc) is int else 0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import click
 
 from zoo.cli.common import quiet_tensorflow
-from zoo.cli.predict import CommandError, user_errors
 
 
 @click.command("export", context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,19 +29,12 @@ def export_cmd(model, fmt, out, weights, quantize, calibration, tolerance):
     zoo export resnet50 --weights imagenet --format onnx --out resnet50.onnx
     """
     quiet_tensorflow()
-    with user_errors():
-        from zoo.exporting import ParityError, export_with_report
+    from zoo.exporting import export_with_report
 
-        try:
-            path, report = export_with_report(model, format=fmt, out=out, weights=weights, quantize=quantize,
-                                              calibration=calibration, tolerance=tolerance)
-        except ParityError as exc:
-            click.echo(f"Error: {' '.join(str(exc).split())}", err=True)
-            raise SystemExit(1) from None
+    path, report = export_with_report(model, format=fmt, out=out, weights=weights, quantize=quantize,
+                                      calibration=calibration, tolerance=tolerance)
     agreement = f", top-1 agreement {report['top1_agreement']:.0%}" if "top1_agreement" in report else ""
     click.echo(f"wrote {path} ({report['size_bytes'] / 1e6:.2f} MB, {fmt}{'/' + quantize if quantize else ''}): "
                f"max abs difference from Keras {report['max_abs_diff']:.3g} on {report['samples']} inputs "
                f"(allowed {report['allowed']:.3g}){agreement}")
 
-
-__all__ = ["export_cmd", "CommandError"]

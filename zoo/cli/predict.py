@@ -2,7 +2,7 @@
 
 Output: a rich table on a terminal, JSON lines when piped (or --format jsonl), or CSV. A progress
 bar goes to stderr for long runs on a terminal. Exit status: 0 every input succeeded, 1 some
-failed, 2 usage error (one line, no traceback).
+failed, 2 usage error (one line, no traceback; zoo.cli.common maps errors for every command).
 """
 
 from __future__ import annotations
@@ -16,30 +16,6 @@ import click
 from zoo.cli.common import console, is_tty, quiet_tensorflow
 
 CSV_COLUMNS = ["source", "ok", "task", "label", "index", "score", "error", "details"]
-
-
-class CommandError(click.ClickException):
-    """A zoo.errors.UsageError (or any ZooError) as one line and exit status 2."""
-
-    exit_code = 2
-
-
-@contextmanager
-def user_errors():
-    """Turn zoo's errors into one line + exit 2 and Python warnings into one stderr line each."""
-    import warnings
-
-    from zoo.errors import ZooError
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        click.echo(f"Warning: {message}", err=True)
-
-    with warnings.catch_warnings():
-        warnings.showwarning = show
-        try:
-            yield
-        except ZooError as exc:
-            raise CommandError(" ".join(str(exc).split())) from None
 
 
 @click.command("predict", context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,14 +53,13 @@ def predict_cmd(sources, model, weights, top_k, batch_size, fmt, save_dir, recur
     task_options = {k: v for k, v in dict(conf=conf, iou=iou, max_det=max_det, beam_size=beam_size,
                                                        max_length=max_length, alpha=alpha).items()
                     if v is not None}
-    with user_errors():
-        from zoo.inference import count_inputs, iter_predict
+    from zoo.inference import count_inputs, iter_predict
 
-        records = iter_predict(list(sources), model=model, weights=weights, top_k=top_k, batch_size=batch_size,
-                               recursive=recursive, save_dir=save_dir, workers=workers, max_pixels=max_pixels,
-                               **task_options)
-        total = count_inputs(list(sources), recursive=recursive) if is_tty(sys.stderr) else None
-        failed = _emit(records, fmt=fmt, total=total)
+    records = iter_predict(list(sources), model=model, weights=weights, top_k=top_k, batch_size=batch_size,
+                           recursive=recursive, save_dir=save_dir, workers=workers, max_pixels=max_pixels,
+                           **task_options)
+    total = count_inputs(list(sources), recursive=recursive) if is_tty(sys.stderr) else None
+    failed = _emit(records, fmt=fmt, total=total)
     if failed:
         # SystemExit, not ctx.exit: zoo.cli.main runs click with standalone_mode=False, where
         # ctx.exit's code would be returned and lost

@@ -8,14 +8,6 @@ import sys
 import click
 
 
-def _fail(exc: Exception) -> None:
-    """zoo's errors become one line on stderr: usage mistakes exit 2, weights failures exit 1."""
-    from zoo.errors import UsageError
-
-    click.echo(f"Error: {exc}", err=True)
-    sys.exit(2 if isinstance(exc, UsageError) else 1)
-
-
 @click.group(name="weights")
 def weights_group():
     """The weights cache: list, fetch, verify, import."""
@@ -26,13 +18,9 @@ def weights_group():
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
 def list_cmd(arch, as_json):
     """Weights in the manifest, with metrics, licence and whether they are cached here."""
-    from zoo.errors import ZooError
     from zoo.pretrained.cache import list_rows
 
-    try:
-        rows = list_rows(arch)
-    except ZooError as exc:
-        _fail(exc)
+    rows = list_rows(arch)
     if as_json:
         for row in rows:
             click.echo(json.dumps({k: (str(v) if k.endswith("cached") and v else v) for k, v in row.items()},
@@ -65,16 +53,13 @@ def list_cmd(arch, as_json):
 @click.option("--allow-http", is_flag=True, help="Accept a plain-http URL (a trusted local mirror).")
 def fetch_cmd(spec, sha256, md5, notop, allow_http):
     """Download and verify weights into the cache; print the cached path."""
-    from zoo.errors import UsageError, ZooError
+    from zoo.errors import UsageError
     from zoo.pretrained.cache import fetch_weights
 
     if sha256 and md5:
-        _fail(UsageError(f"Give --sha256 or --md5, not both. Received: --sha256 {sha256} --md5 {md5}."))
-    try:
-        path = fetch_weights(spec, sha256=sha256.lower() if sha256 else None, md5=md5.lower() if md5 else None,
-                             notop=notop, allow_http=allow_http)
-    except ZooError as exc:
-        _fail(exc)
+        raise UsageError(f"Give --sha256 or --md5, not both. Received: --sha256 {sha256} --md5 {md5}.")
+    path = fetch_weights(spec, sha256=sha256.lower() if sha256 else None, md5=md5.lower() if md5 else None,
+                         notop=notop, allow_http=allow_http)
     click.echo(str(path))
 
 
@@ -82,13 +67,9 @@ def fetch_cmd(spec, sha256, md5, notop, allow_http):
 @click.option("--delete", is_flag=True, help="Remove corrupted files (they are fetched again on next use).")
 def verify_cmd(delete):
     """Check every cached file against its checksum; exit 1 when one is corrupted."""
-    from zoo.errors import ZooError
     from zoo.pretrained.cache import verify_cache
 
-    try:
-        entries = verify_cache()
-    except ZooError as exc:
-        _fail(exc)
+    entries = verify_cache()
     for entry in entries:
         click.echo(f"{entry.status:10} {entry.path}  ({entry.detail})")
         if delete and entry.status == "corrupt":
@@ -106,11 +87,7 @@ def verify_cmd(delete):
 @click.option("--force", is_flag=True, help="Replace an earlier import with the same tag.")
 def import_cmd(path, arch, tag, force):
     """Copy a weights file into the cache and register it as ARCH.TAG (works offline afterwards)."""
-    from zoo.errors import ZooError
     from zoo.pretrained.cache import import_weights
 
-    try:
-        row = import_weights(path, arch=arch, tag=tag, force=force)
-    except ZooError as exc:
-        _fail(exc)
+    row = import_weights(path, arch=arch, tag=tag, force=force)
     click.echo(f"{row['key']}: {row['format']}, {row['classes']} classes, sha256 {row['sha256']} -> {row['file']}")

@@ -12,17 +12,7 @@ from typing import Any, Callable
 import keras
 
 from zoo.errors import UsageError
-
-# The preprocessing modes of keras.applications / torchvision (see the brief): pixels x in
-# [0, 255] become (x * scale - mean) / std, channels flipped to BGR first when asked.
-PREPROCESSING: dict[str, dict[str, Any]] = {
-    "torch": {"mode": "torch", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
-              "channel_order": "rgb"},
-    "caffe": {"mode": "caffe", "scale": 1.0, "mean": [103.939, 116.779, 123.68], "std": [1.0, 1.0, 1.0],
-              "channel_order": "bgr"},
-    "tf": {"mode": "tf", "scale": 1 / 127.5, "mean": [1.0], "std": [1.0], "channel_order": "rgb"},
-    "unit": {"mode": "unit", "scale": 1 / 255, "mean": [0.0], "std": [1.0], "channel_order": "rgb"},
-}
+from zoo.preprocessing import PREPROCESSING  # the one table of preprocessing modes
 
 POOLINGS = ("avg", "max", None)
 

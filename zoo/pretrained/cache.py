@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,18 +162,12 @@ def import_weights(path: str | os.PathLike, *, arch: str, tag: str, force: bool 
     folder.mkdir(parents=True, exist_ok=True)
     suffix = "".join(src.suffixes[-2:]) if src.name.endswith(".weights.h5") else src.suffix
     target = folder / f"{spec.name}.{tag}{suffix}"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
-    os.close(fd)
-    try:
+    from zoo.files import atomic_path
+
+    with atomic_path(target) as tmp:
         shutil.copyfile(src, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        if F.sha256_of(Path(tmp)) != source.sha256:
+        if F.sha256_of(tmp) != source.sha256:
             raise WeightsError(f"{src} changed while it was copied. Import it again.")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     pre = source.preprocessing or {"mode": "default"}  # "default": the family's own preprocessing
     channels = spec.input_shape[2]
     if any(len(pre.get(k, [0] * channels)) != channels for k in ("mean", "std")):
@@ -195,7 +188,7 @@ def import_weights(path: str | os.PathLike, *, arch: str, tag: str, force: bool 
 def _write_imported_row(arch: str, tag: str, row: dict[str, Any]) -> None:
     import tomllib
 
-    from zoo.modeldir import atomic_write_text
+    from zoo.files import write_text
 
     path = manifest.imported_manifest()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,4 +201,4 @@ def _write_imported_row(arch: str, tag: str, row: dict[str, Any]) -> None:
                 lines.append(f"[{a}.{t}]")
                 lines += [f"{k} = {_toml_value(v)}" for k, v in r.items()]
                 lines.append("")
-        atomic_write_text(path, "\n".join(lines))
+        write_text(path, "\n".join(lines))

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import WeightsError
+from zoo.files import publish, write_text
 
 log = logging.getLogger("zoo.pretrained")
 CHUNK = 1 << 16
@@ -196,8 +197,7 @@ def _download_once(url: str, part: Path, *, progress: bool | None) -> None:
                     fh.write(chunk)
                     if bar:
                         bar[0].update(bar[1], advance=len(chunk))
-                fh.flush()
-                os.fsync(fh.fileno())
+                fh.flush()  # synced by zoo.files.publish once verified
         finally:
             if bar:
                 bar[0].stop()
@@ -286,10 +286,8 @@ def fetch(urls: list[str], *, filename: str, sha256: str | None = None, md5: str
                 continue
             if pin and not sha256:
                 digest = sha256_of(part)
-                from zoo.modeldir import atomic_write_text
-
-                atomic_write_text(pin_file(target), digest + "\n")
-            os.replace(part, target)
+                write_text(pin_file(target), digest + "\n")
+            publish(part, target)
             return target
         raise WeightsError(f"Could not fetch {filename} into {target}: " + "; ".join(errors) + ". "
                            + manual_hint(urls, target))

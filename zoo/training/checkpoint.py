@@ -18,40 +18,21 @@ import fcntl
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from zoo.errors import UsageError
-from zoo.modeldir import atomic_write_text
+from zoo.files import atomic_write, save_figure, write_text
 
 CKPT_DIR = "checkpoint"
 STATE = "state.json"
 LOCK = ".zoo-finetune.lock"
 
 
-def _fsync_replace(tmp: str, path: Path) -> None:
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def save_arrays(path: Path, arrays: list[np.ndarray]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, *arrays)
-        _fsync_replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: np.savez(fh, *arrays))
 
 
 def load_arrays(path: Path) -> list[np.ndarray]:
@@ -92,7 +73,7 @@ def write_epoch(out: Path, state: dict[str, Any], model_weights: list[np.ndarray
     name = f"epoch-{state['epoch']:04d}.npz"
     save_arrays(ckpt / name, [np.asarray(len(model_weights))] + model_weights + opt_vars)
     state = {**state, "file": name}
-    atomic_write_text(ckpt / STATE, json.dumps(state, indent=1, default=_json_default) + "\n")
+    write_text(ckpt / STATE, json.dumps(state, indent=1, default=_json_default) + "\n")
     write_history(out / "history.csv", state["history"])
     for old in ckpt.glob("epoch-*.npz"):
         if old.name != name:
@@ -113,18 +94,12 @@ def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buf, fieldnames=columns or ["epoch"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+    write_text(path, buf.getvalue())
 
 
-def atomic_save_figure(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def atomic_save_figure(fig, path: Path) -> Path:
+    """zoo.files.save_figure at the resolution of zoo's plots, under the name task modules import."""
+    return save_figure(fig, path, dpi=110)
 
 
 def _json_default(value):

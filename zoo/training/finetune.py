@@ -95,24 +95,19 @@ def finetune(model, data: str | os.PathLike, *, out: str | os.PathLike, epochs: 
 
 def resolve_model_ref(model, task: str | None) -> tuple[Any, str]:
     """(arch, task name): registry name, model dir / .keras file, "hub:PATH" or a keras.Model."""
-    if not isinstance(model, (str, os.PathLike)):
-        from zoo.modeldir import get_meta
+    from zoo.modeldir import get_meta, read_meta, reference_kind
 
+    kind = reference_kind(model, hub=True)
+    if kind == "model":
         return model, get_meta(model).get("task") or task or "classification"
-    ref = str(model)
-    if ref.startswith("hub:"):
-        return ref, task or "classification"
-    path = Path(ref)
-    if path.exists():
-        from zoo.modeldir import read_meta
-
-        if not (path.is_dir() and (path / "model.keras").exists()) and path.suffix != ".keras":
-            raise UsageError(f"{ref!r} is neither a registry name nor a model directory / .keras file. "
-                             f"Run `zoo list` for names.")
+    if kind == "hub":
+        return str(model), task or "classification"
+    if kind == "saved":
+        path = Path(os.fspath(model)).expanduser()
         return str(path), read_meta(path).get("task") or task or "classification"
     from zoo.registry import get_spec
 
-    spec = get_spec(ref)  # unknown names raise with close matches
+    spec = get_spec(os.fspath(model))  # unknown names raise with close matches
     return spec.name, spec.task
 
 
@@ -183,12 +178,15 @@ class _Hooks:
 
 
 def resolve_input_shape(arch, opts: TrainOptions) -> tuple[int, int, int]:
+    from zoo.modeldir import reference_kind
+
     size = opts.image_size
-    if not isinstance(arch, str):
+    kind = reference_kind(arch, hub=True)
+    if kind == "model":
         shape = tuple(arch.input_shape[1:])
-    elif arch.startswith("hub:"):
+    elif kind == "hub":
         shape = (size or 224, size or 224, 3)
-    elif Path(arch).exists():
+    elif kind == "saved":
         from zoo.modeldir import read_meta
 
         shape = tuple(read_meta(arch).get("input_shape") or (224, 224, 3))
@@ -198,7 +196,7 @@ def resolve_input_shape(arch, opts: TrainOptions) -> tuple[int, int, int]:
         shape = get_spec(arch).input_shape
         if size:
             shape = (size, size, shape[2])
-    if size and (shape[0], shape[1]) != (size, size) and (not isinstance(arch, str) or Path(arch).exists()):
+    if size and (shape[0], shape[1]) != (size, size) and kind in ("model", "saved"):
         raise UsageError(f"--image-size {size} differs from the model's input {shape[0]}x{shape[1]}; "
                          f"an existing model keeps its input size. Drop --image-size.")
     if shape[0] is None or shape[1] is None:

@@ -33,7 +33,7 @@ class TrainOptions:
     val: str | None = None  # validation folder; else a stratified split of DATA
     val_split: float = 0.2
     seed: int = 0
-    weights: str | None = "auto"  # tag | path | None ("auto": the first manifest tag, else none)
+    weights: str | None = "auto"  # tag | path | None ("auto": zoo.registry.default_weights, via chosen_weights)
     image_size: int | None = None  # square input size; default the model's
     backbone: str | None = None  # for task models that take a backbone (detection, segmentation)
     precision: Precision = "auto"
@@ -82,6 +82,19 @@ def _choices(name: str) -> tuple[str, ...]:
     from typing import get_args, get_type_hints
 
     return get_args(get_type_hints(TrainOptions)[name])
+
+
+def chosen_weights(name: str, choice: Any) -> str | None:
+    """The weights to build registry model `name` with, for a user's choice: None / "none" ->
+    None (random), "auto" -> zoo.registry.default_weights(name), anything else (a tag or a path)
+    as given. Every "auto" (TrainOptions.weights, a task's backbone weights) resolves here."""
+    if choice is None or str(choice).lower() == "none":
+        return None
+    if choice == "auto":
+        from zoo.registry import default_weights
+
+        return default_weights(name)
+    return str(choice)
 
 
 RUNTIME_FIELDS = ("arch", "task", "input_shape", "replicas", "workdir")

@@ -30,9 +30,9 @@ def draw_curves(rows: list[dict], path: Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    from zoo.training.checkpoint import atomic_save_figure
+    from zoo.files import save_figure
 
-    atomic_save_figure(fig, path)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 

@@ -161,9 +161,6 @@ def _to_float(tensor):
 
 def run_stages(run: Run, *, resume_state: dict | None) -> None:
     """Train every stage; resumes after the last completed epoch of `resume_state`."""
-    from zoo.training.freeze import freeze
-
-    opts = run.opts
     initial_weights = ck.weights_of(run.model.weights)
     # Each stage starts at the sum of the planned epochs before it, so early stopping leaves a gap
     # in epoch numbers instead of re-using them: an epoch number always means the same thing.
@@ -180,44 +177,7 @@ def run_stages(run: Run, *, resume_state: dict | None) -> None:
         if done >= end or _stopped(run, stage) or (state and state.get("stage", -1) > index):
             index += 1
             continue
-        with run.strategy.scope():
-            report = freeze(run.model, **stage.freeze) if stage.freeze is not None else _unfreeze(run.model)
-            trained, train_ds, val_ds = _stage_data(run, stage)
-            steps = math.ceil(run.num_train / opts.batch_size) * stage.epochs
-            opt = make_optimizer(opts, stage, steps)
-            if stage.layer_decay < 1.0:
-                from zoo.training.layer_decay import apply_layer_decay, decay_scales
-
-                apply_layer_decay(opt, decay_scales(run.model, decay=stage.layer_decay))
-            from zoo.training.precision import wrap_optimizer
-
-            opt = wrap_optimizer(opt, run.precision)
-            trained.compile(optimizer=opt, loss=run.loss_fn(), metrics=run.metrics_fn(), jit_compile=run.xla)
-            opt.build(trained.trainable_variables)
-            if _multiworker(run.strategy):
-                _build_locally(trained, train_ds)
-            initial = start
-            if state and done > 0:
-                weights, opt_vars = ck.read_epoch(run.out, state)
-                ck.assign(run.model.weights, weights, "model")
-                if done > start:
-                    initial = done
-                    if state.get("stage") == index and not state.get("fresh_optimizer"):
-                        ck.assign(opt.variables, opt_vars, "optimizer")
-        if opts.verbose:
-            print(f"stage {stage.name}: epochs {initial + 1}-{end}, peak lr {stage.lr:g}, "
-                  f"{report['trainable_params']:,} trainable / {report['non_trainable_params']:,} frozen params"
-                  + (", on cached base features" if trained is not run.model else ""), flush=True)
-        callback = _EpochEnd(run, index, start, trained, opt, run.model)
-        if state and state.get("stage") == index:
-            callback.bad_epochs = int(state.get("bad_epochs", 0))
-        callbacks = [callback]
-        if opts.tensorboard:
-            import keras
-
-            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.out / "tensorboard"), update_freq="epoch"))
-        trained.fit(train_ds, validation_data=val_ds, initial_epoch=initial, epochs=end,
-                    callbacks=callbacks, verbose=opts.verbose, shuffle=False)
+        callback = _train_stage(run, index, start, end, state)
         if callback.nan:
             state = _handle_nan(run, callback.nan, index, rollbacks)
             rollbacks += 1
@@ -228,6 +188,66 @@ def run_stages(run: Run, *, resume_state: dict | None) -> None:
             continue
         state = None
         index += 1
+
+
+def _train_stage(run: Run, index: int, start: int, end: int, state: dict | None) -> _EpochEnd:
+    """Freeze, compile, restore a checkpoint when resuming, and fit stage `index` up to epoch `end`."""
+    from zoo.training.freeze import freeze
+
+    stage, opts = run.stages[index], run.opts
+    with run.strategy.scope():
+        report = freeze(run.model, **stage.freeze) if stage.freeze is not None else _unfreeze(run.model)
+        trained, train_ds, val_ds = _stage_data(run, stage)
+        opt = _compile_stage(run, stage, trained, train_ds)
+        initial = _resume_epoch(run, index, start, state, opt)
+    if opts.verbose:
+        print(f"stage {stage.name}: epochs {initial + 1}-{end}, peak lr {stage.lr:g}, "
+              f"{report['trainable_params']:,} trainable / {report['non_trainable_params']:,} frozen params"
+              + (", on cached base features" if trained is not run.model else ""), flush=True)
+    callback = _EpochEnd(run, index, start, trained, opt, run.model)
+    if state and state.get("stage") == index:
+        callback.bad_epochs = int(state.get("bad_epochs", 0))
+    callbacks = [callback]
+    if opts.tensorboard:
+        import keras
+
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.out / "tensorboard"), update_freq="epoch"))
+    trained.fit(train_ds, validation_data=val_ds, initial_epoch=initial, epochs=end,
+                callbacks=callbacks, verbose=opts.verbose, shuffle=False)
+    return callback
+
+
+def _compile_stage(run: Run, stage, trained, train_ds):
+    """The stage's optimizer (schedule, layer-wise LR decay, loss scaling), built, with `trained` compiled."""
+    from zoo.training.precision import wrap_optimizer
+
+    steps = math.ceil(run.num_train / run.opts.batch_size) * stage.epochs
+    opt = make_optimizer(run.opts, stage, steps)
+    if stage.layer_decay < 1.0:
+        from zoo.training.layer_decay import apply_layer_decay, decay_scales
+
+        apply_layer_decay(opt, decay_scales(run.model, decay=stage.layer_decay))
+    opt = wrap_optimizer(opt, run.precision)
+    trained.compile(optimizer=opt, loss=run.loss_fn(), metrics=run.metrics_fn(), jit_compile=run.xla)
+    opt.build(trained.trainable_variables)
+    if _multiworker(run.strategy):
+        _build_locally(trained, train_ds)
+    return opt
+
+
+def _resume_epoch(run: Run, index: int, start: int, state: dict | None, opt) -> int:
+    """The epoch the stage fits from: its first, or the checkpoint's, whose model weights are
+    restored (and the optimizer's too when the checkpoint is of this stage)."""
+    done = int(state["epoch"]) if state else 0
+    if not (state and done > 0):
+        return start
+    weights, opt_vars = ck.read_epoch(run.out, state)
+    ck.assign(run.model.weights, weights, "model")
+    if done <= start:
+        return start
+    if state.get("stage") == index and not state.get("fresh_optimizer"):
+        ck.assign(opt.variables, opt_vars, "optimizer")
+    return done
 
 
 def _restore_run(run: Run, state: dict) -> None:
