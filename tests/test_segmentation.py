@@ -33,8 +33,8 @@ def test_loss_ignores_255_and_class_weights_follow_the_masks():
     import tensorflow as tf
 
     from zoo.tasks.base import TaskData
-    from zoo.tasks.segmentation_metrics import normalise_class_weights
-    from zoo.tasks.segmentation_train import _train_batches, loss
+    from zoo.tasks.segmentation.metrics import normalise_class_weights
+    from zoo.tasks.segmentation.train import _train_batches, loss
 
     rng = np.random.default_rng(0)
     probs = _softmax(rng.normal(size=(2, 5, 6, 3))).astype("float32")
@@ -69,7 +69,7 @@ def test_loss_ignores_255_and_class_weights_follow_the_masks():
 def test_confusion_matrix_agrees_with_keras_meaniou_and_sklearn():
     from sklearn.metrics import jaccard_score
 
-    from zoo.tasks.segmentation_metrics import ConfusionMatrix, mean_iou_metric
+    from zoo.tasks.segmentation.metrics import ConfusionMatrix, mean_iou_metric
 
     rng = np.random.default_rng(1)
     k = 5
@@ -98,7 +98,7 @@ def test_confusion_matrix_agrees_with_keras_meaniou_and_sklearn():
 def _write(path: Path, array: np.ndarray, mode: str | None = None):
     from PIL import Image
 
-    from zoo.data.segmentation import voc_palette
+    from zoo.tasks.segmentation.data import voc_palette
 
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(array)
@@ -122,7 +122,7 @@ def _pool(root: Path, n: int = 3, size=(12, 10), classes=("bg", "thing")) -> Pat
 
 
 def test_read_mask_palette_gray_and_rgb(tmp_path):
-    from zoo.data.segmentation import read_mask, voc_palette, write_mask
+    from zoo.tasks.segmentation.data import read_mask, voc_palette, write_mask
 
     mask = np.array([[0, 1, 2], [15, 255, 20]], np.uint8)
     write_mask(tmp_path / "p.png", mask)
@@ -139,7 +139,7 @@ def test_read_mask_palette_gray_and_rgb(tmp_path):
 
 
 def test_layouts_and_class_names(tmp_path):
-    from zoo.data.segmentation import VOC_CLASSES, find_layout
+    from zoo.tasks.segmentation.data import VOC_CLASSES, find_layout
 
     layout = find_layout(_pool(tmp_path / "pool"))
     assert layout.kind == "pool" and layout.labels == ["bg", "thing"] and len(layout.train.images) == 3
@@ -164,7 +164,7 @@ def test_layouts_and_class_names(tmp_path):
 
 
 def test_bad_pairs_name_the_file_or_are_skipped_and_counted(tmp_path):
-    from zoo.data.segmentation import decode_pairs, find_layout
+    from zoo.tasks.segmentation.data import decode_pairs, find_layout
 
     root = _pool(tmp_path / "d", n=4)
     _write(root / "images" / "lonely.png", np.zeros((12, 10, 3), np.uint8))
@@ -191,7 +191,7 @@ def test_bad_pairs_name_the_file_or_are_skipped_and_counted(tmp_path):
 def test_augmentation_moves_image_and_mask_together():
     import tensorflow as tf
 
-    from zoo.data.segmentation import augmenter
+    from zoo.tasks.segmentation.data import augmenter
 
     rng = np.random.default_rng(0)
     masks = np.zeros((8, 32, 32), np.int32)
@@ -223,7 +223,7 @@ def test_augmentation_moves_image_and_mask_together():
 
 
 def test_generator_is_seeded_and_masks_are_exact(tmp_path):
-    from zoo.data.segmentation import read_mask
+    from zoo.tasks.segmentation.data import read_mask
 
     gen = _generator()
     a = gen.make_shapes(tmp_path / "a", images=3, size=40, seed=5)
@@ -248,7 +248,7 @@ def test_postprocess_gives_masks_at_the_original_size(tmp_path, monkeypatch):
 
     from PIL import Image
 
-    from zoo.data.segmentation import read_mask, voc_palette
+    from zoo.tasks.segmentation.data import read_mask, voc_palette
     from zoo.tasks.segmentation import TASK
 
     meta = {"labels": ["background", "square", "circle"], "input_shape": [8, 8, 3]}

@@ -9,7 +9,7 @@ Where masks go: with `save_dir` (`zoo predict --save-dir DIR`) into DIR as <stem
 to <stem>_overlay.png (the image tinted by class, with a legend). Without it, into a fresh
 temporary folder per run (zoo-masks-XXXXXXXX under the system temp dir); the record holds the path.
 
-Training side: zoo/tasks/segmentation_train.py (imported only when training or evaluating).
+Training side: zoo/tasks/segmentation/train.py (imported only when training or evaluating).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-_TRAIN_MODULE = "zoo.tasks.segmentation_train"
+_TRAIN_MODULE = "zoo.tasks.segmentation.train"
 
 
 def _train():
@@ -35,7 +35,7 @@ def labels_for(meta: dict, num_classes: int) -> list[str]:
     if len(labels) == num_classes:
         return labels
     if num_classes == 21:
-        from zoo.data.segmentation import VOC_CLASSES
+        from zoo.tasks.segmentation.data import VOC_CLASSES
 
         return list(VOC_CLASSES)
     return [labels[i] if i < len(labels) else str(i) for i in range(num_classes)]
@@ -67,7 +67,7 @@ def overlay(image: np.ndarray, mask: np.ndarray, labels: list[str], *, alpha: fl
     """The image tinted with the VOC colour of each pixel's class (background untinted) and a legend."""
     from PIL import Image, ImageDraw
 
-    from zoo.data.segmentation import voc_palette
+    from zoo.tasks.segmentation.data import voc_palette
 
     rgb = image if image.shape[2] == 3 else np.repeat(image, 3, axis=2)
     palette = voc_palette()
@@ -106,7 +106,7 @@ class SegmentationTask:
 
     def postprocess(self, outputs: Any, infos: list[dict], meta: dict, options: dict) -> list[dict]:
         """A mask PNG at the original size and the class fractions for each image."""
-        from zoo.data.segmentation import write_mask
+        from zoo.tasks.segmentation.data import write_mask
 
         scores = _single_output(outputs)
         labels = labels_for(meta, scores.shape[-1])
@@ -123,7 +123,7 @@ class SegmentationTask:
 
     def save(self, record: dict, image: np.ndarray, meta: dict, save_dir) -> None:
         """<stem>_mask.png (class indices, VOC palette) and <stem>_overlay.png in save_dir."""
-        from zoo.data.segmentation import read_mask
+        from zoo.tasks.segmentation.data import read_mask
         from zoo.data.sources import artefact_path
 
         save_dir = Path(save_dir)

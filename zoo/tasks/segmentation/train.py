@@ -34,7 +34,7 @@ def _flag(value: Any) -> bool:
 
 def check_data(data, options: dict[str, Any]) -> None:
     """Layout checks without decoding (fails fast, before TensorFlow loads)."""
-    from zoo.data import segmentation as ds
+    from zoo.tasks.segmentation import data as ds
 
     skip = _flag(_task_options(options).get("skip_bad", False))
     layout = ds.find_layout(data, skip_bad=skip)
@@ -53,7 +53,7 @@ def load_data(data, options: dict[str, Any]) -> TaskData:
     """images/ + masks/ (or VOC) -> decoded, checked, resized arrays -> unbatched (image float32, mask int32)."""
     import tensorflow as tf
 
-    from zoo.data import segmentation as ds
+    from zoo.tasks.segmentation import data as ds
 
     h, w, c = options["input_shape"]
     topts = _task_options(options)
@@ -85,7 +85,7 @@ def load_data(data, options: dict[str, Any]) -> TaskData:
     counts = ds.class_pixels(y, k)
     weights = _class_weights(topts.get("class_weights", options.get("class_weights")), counts, k)
     if weights is not None:
-        from zoo.tasks.segmentation_metrics import normalise_class_weights
+        from zoo.tasks.segmentation.metrics import normalise_class_weights
 
         weights = normalise_class_weights(weights, counts)
 
@@ -112,7 +112,7 @@ def _train_batches(augment, weights):
     from the augmented masks, so they move with them)."""
     if weights is None:
         return augment
-    from zoo.tasks.segmentation_metrics import pixel_weights
+    from zoo.tasks.segmentation.metrics import pixel_weights
 
     table = [float(w) for w in weights]
 
@@ -125,7 +125,7 @@ def _train_batches(augment, weights):
 
 
 def _class_weights(value: Any, counts: np.ndarray, k: int) -> np.ndarray | None:
-    from zoo.data.segmentation import median_frequency_weights
+    from zoo.tasks.segmentation.data import median_frequency_weights
 
     if value is None or str(value).lower() in ("auto", "none", "", "0", "false"):
         return None
@@ -207,13 +207,13 @@ def _option_value(key: str, value: Any) -> Any:
 
 def loss(data: TaskData, options: dict[str, Any]):
     """Cross-entropy ignoring 255; class weights come with the batches (see `_train_batches`)."""
-    from zoo.tasks.segmentation_metrics import masked_cross_entropy
+    from zoo.tasks.segmentation.metrics import masked_cross_entropy
 
     return masked_cross_entropy()
 
 
 def metrics(data: TaskData, options: dict[str, Any]):
-    from zoo.tasks.segmentation_metrics import mean_iou_metric
+    from zoo.tasks.segmentation.metrics import mean_iou_metric
 
     return [mean_iou_metric(len(data.labels))]
 
@@ -235,7 +235,7 @@ def predict_masks(model, images: np.ndarray, batch_size: int) -> np.ndarray:
 
 def metadata(model, data: TaskData, options: dict[str, Any]) -> dict[str, Any]:
     """Validation metrics of the final model (at the training size) for metadata.json."""
-    from zoo.tasks.segmentation_metrics import ConfusionMatrix
+    from zoo.tasks.segmentation.metrics import ConfusionMatrix
 
     vx, vy = data.extras.get("val_arrays", (None, None))
     if vx is None or not len(vx):
@@ -255,9 +255,9 @@ def evaluate(model, meta: dict[str, Any], data_dir, options: dict[str, Any]) -> 
     resized back before the argmax, as `zoo predict` does). Uses the val split when DATA has one."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from zoo.data import segmentation as ds
+    from zoo.tasks.segmentation import data as ds
     from zoo.tasks.segmentation import TASK, labels_for, scores_to_mask
-    from zoo.tasks.segmentation_metrics import ConfusionMatrix
+    from zoo.tasks.segmentation.metrics import ConfusionMatrix
 
     skip = _flag(options.get("skip_bad", False))
     layout = ds.find_layout(data_dir, skip_bad=skip)
@@ -345,7 +345,7 @@ def draw_examples(images: np.ndarray, truth: np.ndarray, pred: np.ndarray, path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from zoo.data.segmentation import voc_palette
+    from zoo.tasks.segmentation.data import voc_palette
     from zoo.training.checkpoint import atomic_save_figure
 
     palette = voc_palette()
