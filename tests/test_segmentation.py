@@ -32,9 +32,11 @@ def _softmax(z):
 def test_loss_ignores_255_and_class_weights_follow_the_masks():
     import tensorflow as tf
 
-    from zoo.tasks.base import TaskData
-    from zoo.tasks.segmentation.metrics import normalise_class_weights
-    from zoo.tasks.segmentation.train import _train_batches, loss
+    from zoo.tasks.segmentation import TASK
+    from zoo.tasks.segmentation.augment import batch_hook
+    from zoo.tasks.segmentation.loss import normalise_class_weights
+    from zoo.training.options import TrainOptions
+    from zoo.training.task import TaskData
 
     rng = np.random.default_rng(0)
     probs = _softmax(rng.normal(size=(2, 5, 6, 3))).astype("float32")
@@ -42,7 +44,7 @@ def test_loss_ignores_255_and_class_weights_follow_the_masks():
     truth[0, :2] = 255
     valid = truth != 255
     ce = -np.log(np.take_along_axis(probs, np.where(valid, truth, 0)[..., None], -1)[..., 0])
-    fn = loss(TaskData(None, None, ["a", "b", "c"]), {})
+    fn = TASK.loss(TaskData(None, None, ["a", "b", "c"]), TrainOptions())
     value = float(fn(truth, probs))
     np.testing.assert_allclose(value, ce[valid].mean(), rtol=1e-5)
     # What the model says on ignored pixels changes nothing, and gets no gradient.
@@ -61,7 +63,7 @@ def test_loss_ignores_255_and_class_weights_follow_the_masks():
     np.testing.assert_allclose((w * counts).sum() / counts.sum(), 1.0, rtol=1e-6)
     np.testing.assert_allclose(w[1] / w[0], 2.0, rtol=1e-6)
     images = np.zeros((2, 5, 6, 3), "float32")
-    x, y, sw = (t.numpy() for t in _train_batches(None, w)(tf.constant(images), tf.constant(truth)))
+    x, y, sw = (t.numpy() for t in batch_hook(None, w)(tf.constant(images), tf.constant(truth)))
     np.testing.assert_array_equal(sw, np.where(valid, w[np.where(valid, truth, 0)], 0))
     np.testing.assert_allclose(float(fn(truth, probs, sample_weight=sw)), (sw * ce).sum() / valid.sum(), rtol=1e-5)
 
@@ -98,7 +100,7 @@ def test_confusion_matrix_agrees_with_keras_meaniou_and_sklearn():
 def _write(path: Path, array: np.ndarray, mode: str | None = None):
     from PIL import Image
 
-    from zoo.tasks.segmentation.data import voc_palette
+    from zoo.tasks.segmentation.masks import voc_palette
 
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(array)
@@ -122,7 +124,7 @@ def _pool(root: Path, n: int = 3, size=(12, 10), classes=("bg", "thing")) -> Pat
 
 
 def test_read_mask_palette_gray_and_rgb(tmp_path):
-    from zoo.tasks.segmentation.data import read_mask, voc_palette, write_mask
+    from zoo.tasks.segmentation.masks import read_mask, voc_palette, write_mask
 
     mask = np.array([[0, 1, 2], [15, 255, 20]], np.uint8)
     write_mask(tmp_path / "p.png", mask)
@@ -139,7 +141,8 @@ def test_read_mask_palette_gray_and_rgb(tmp_path):
 
 
 def test_layouts_and_class_names(tmp_path):
-    from zoo.tasks.segmentation.data import VOC_CLASSES, find_layout
+    from zoo.tasks.segmentation.data import find_layout
+    from zoo.tasks.segmentation.masks import VOC_CLASSES
 
     layout = find_layout(_pool(tmp_path / "pool"))
     assert layout.kind == "pool" and layout.labels == ["bg", "thing"] and len(layout.train.images) == 3
@@ -191,7 +194,7 @@ def test_bad_pairs_name_the_file_or_are_skipped_and_counted(tmp_path):
 def test_augmentation_moves_image_and_mask_together():
     import tensorflow as tf
 
-    from zoo.tasks.segmentation.data import augmenter
+    from zoo.tasks.segmentation.augment import augmenter
 
     rng = np.random.default_rng(0)
     masks = np.zeros((8, 32, 32), np.int32)
@@ -223,7 +226,7 @@ def test_augmentation_moves_image_and_mask_together():
 
 
 def test_generator_is_seeded_and_masks_are_exact(tmp_path):
-    from zoo.tasks.segmentation.data import read_mask
+    from zoo.tasks.segmentation.masks import read_mask
 
     gen = _generator()
     a = gen.make_shapes(tmp_path / "a", images=3, size=40, seed=5)
@@ -248,7 +251,7 @@ def test_postprocess_gives_masks_at_the_original_size(tmp_path, monkeypatch):
 
     from PIL import Image
 
-    from zoo.tasks.segmentation.data import read_mask, voc_palette
+    from zoo.tasks.segmentation.masks import read_mask, voc_palette
     from zoo.tasks.segmentation import TASK
 
     meta = {"labels": ["background", "square", "circle"], "input_shape": [8, 8, 3]}

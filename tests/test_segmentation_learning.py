@@ -81,7 +81,7 @@ def test_predict_writes_masks_at_the_original_size(trained, tmp_path):
     from PIL import Image
 
     import zoo
-    from zoo.tasks.segmentation.data import read_mask
+    from zoo.tasks.segmentation.masks import read_mask
 
     out, test = trained
     big = tmp_path / "big.png"
