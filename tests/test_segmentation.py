@@ -94,6 +94,62 @@ def test_confusion_matrix_agrees_with_keras_meaniou_and_sklearn():
     np.testing.assert_allclose(float(metric.result()), scores["miou"], rtol=1e-5)
 
 
+# --------------------------------------------------------------------------- options and weights
+
+
+def test_options_are_parsed_once_into_a_frozen_validated_dataclass():
+    import dataclasses
+
+    from zoo.tasks.segmentation import TASK, SegmentationOptions
+    from zoo.training.task import Task, get_task
+
+    assert get_task("segmentation") is TASK and isinstance(TASK, Task) and TASK.options_class is SegmentationOptions
+    opts = TASK.parse_options({"skip_bad": "1", "class_weights": "1,2,0.5", "head_channels": "64", "dropout": "0",
+                               "backbone_weights": "none"})
+    assert opts == SegmentationOptions(skip_bad=True, class_weights=(1.0, 2.0, 0.5), head_channels=64, dropout=0.0)
+    assert TASK.parse_options(None) == SegmentationOptions(skip_bad=False, class_weights="none")
+    assert TASK.parse_options({"class_weights": "Median"}).class_weights == "median"
+    assert TASK.parse_options({"class_weights": "auto"}).class_weights == "none"
+    assert TASK.parse_options({"skip_bad": 1, "class_weights": [1, 2]}) == SegmentationOptions(True, (1.0, 2.0))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.skip_bad = False
+    for raw, message in [({"skip_bad": "maybe"}, "skip_bad"), ({"skip_bad": 2}, "skip_bad"),
+                         ({"class_weights": "lots"}, "'none', 'median' or one number per class"),
+                         ({"class_weights": "1,-1"}, "non-negative"), ({"head_channels": "0"}, "head_channels"),
+                         ({"head_kernel": 2.5}, "head_kernel"), ({"dropout": "1"}, r"\[0, 1\)"),
+                         ({"colour": "red"}, "colour.*Valid: backbone_weights, class_weights")]:
+        with pytest.raises(UsageError, match=message):
+            TASK.parse_options(raw)
+
+
+def test_class_weight_table_needs_one_weight_per_class():
+    from zoo.tasks.segmentation.loss import class_weight_table
+
+    counts = np.array([60, 30, 10])
+    assert class_weight_table("none", counts) is None
+    median = class_weight_table("median", counts)
+    assert median[2] > median[1] > median[0] and (median * counts).sum() / counts.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(class_weight_table((1.0, 1.0, 1.0), counts), 1.0)
+    with pytest.raises(UsageError, match="needs 3 numbers .* Received 2"):
+        class_weight_table((1.0, 2.0), counts)
+
+
+def test_default_backbone_weights_follow_the_one_rule(tmp_path):
+    from zoo.registry import default_weights
+    from zoo.tasks.segmentation.train import choose_weights
+
+    own = default_weights("fcn8s")
+    for backbone in ("vgg16", "resnet18"):
+        assert choose_weights("fcn8s", backbone, "auto", None) == (own, None if own else default_weights(backbone))
+    assert choose_weights("fcn8s", "resnet18", "auto", "tv_in1k") == (own, "tv_in1k")
+    assert choose_weights("fcn8s", "resnet18", "tv_in1k", None) == (None, "tv_in1k")  # a tag of the backbone
+    assert choose_weights("fcn8s", "resnet18", "none", None) == choose_weights("fcn8s", "resnet18", None, None) == (None, None)
+    assert choose_weights("fcn8s", "vgg16", None, "imagenet") == (None, "imagenet")
+    path = tmp_path / "fcn8s.weights.h5"
+    path.write_bytes(b"")
+    assert choose_weights("fcn8s", "vgg16", str(path), None) == (str(path), None)  # a file holds the whole FCN
+
+
 # --------------------------------------------------------------------------- data
 
 
@@ -266,9 +322,13 @@ def test_postprocess_gives_masks_at_the_original_size(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     recs = TASK.postprocess(scores, [info, {"orig_size": (5, 7)}], meta, options)
-    # Without a save dir: one fresh temporary folder per run, one file per image.
-    assert Path(recs[0]["mask"]).parent == Path(recs[1]["mask"]).parent
-    assert Path(recs[0]["mask"]).parent.name.startswith("zoo-masks-") and recs[0]["mask"] != recs[1]["mask"]
+    # Without a save dir: one fresh temporary folder per run (under TMPDIR), one file per image.
+    folder = Path(recs[0]["mask"]).parent
+    assert folder.parent == tmp_path / "tmp" and folder.name.startswith("zoo-masks-")
+    assert Path(recs[1]["mask"]).parent == folder and recs[0]["mask"] != recs[1]["mask"]
+    later = TASK.postprocess(scores[:1], [info], meta, options)[0]["mask"]  # the same run's next batch
+    assert Path(later).parent == folder and later not in (recs[0]["mask"], recs[1]["mask"])
+    assert Path(TASK.postprocess(scores[:1], [info], meta, {"save_dir": None})[0]["mask"]).parent != folder  # a new run
     m0 = read_mask(recs[0]["mask"])
     assert m0.shape == (30, 50) and (m0[:, :25] == 0).all() and (m0[:, 25:] == 1).all()
     assert recs[0]["classes"] == {"background": 0.5, "square": 0.5}

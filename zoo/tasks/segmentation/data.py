@@ -80,33 +80,43 @@ def _pool(images_dir: Path, masks_dir: Path, *, skip_bad: bool) -> Pairs:
     from zoo.data.images import list_images
 
     masks = {p.stem: p for p in sorted(masks_dir.iterdir()) if p.suffix.lower() in MASK_SUFFIXES}
-    pairs = Pairs([], [])
-    for image in list_images(images_dir):
-        mask = masks.get(image.stem)
-        if mask is None:
-            if not skip_bad:
-                raise UsageError(f"Image {image} has no mask: expected {masks_dir / (image.stem + '.png')}. "
-                                 f"Add the mask, remove the image, or skip such pairs (skip_bad).")
-            pairs.skipped.append((str(image), "no mask"))
-            continue
-        pairs.images.append(image)
-        pairs.masks.append(mask)
-    return pairs
+
+    def candidates():
+        for image in list_images(images_dir):
+            mask = masks.get(image.stem)
+            problem = None if mask is not None else (
+                f"Image {image} has no mask: expected {masks_dir / (image.stem + '.png')}. "
+                f"Add the mask, remove the image, or skip such pairs (skip_bad).", "no mask")
+            yield image, image, mask, problem
+
+    return _collect(candidates(), skip_bad=skip_bad)
 
 
 def _voc_split(root: Path, names: list[str], *, skip_bad: bool) -> Pairs:
+    def candidates():
+        for stem in names:
+            image, mask = root / "JPEGImages" / f"{stem}.jpg", root / "SegmentationClass" / f"{stem}.png"
+            missing = image if not image.exists() else mask if not mask.exists() else None
+            problem = None if missing is None else (
+                f"{missing} is missing (listed in ImageSets/Segmentation). Restore it, or skip such pairs (skip_bad).",
+                "missing")
+            yield missing, image, mask, problem
+
+    return _collect(candidates(), skip_bad=skip_bad)
+
+
+def _collect(candidates, *, skip_bad: bool) -> Pairs:
+    """Pairs from (file to name, image, mask, problem) items; a problem is (error, short reason):
+    an error, or with skip_bad the file and the reason in `skipped`."""
     pairs = Pairs([], [])
-    for stem in names:
-        image, mask = root / "JPEGImages" / f"{stem}.jpg", root / "SegmentationClass" / f"{stem}.png"
-        missing = image if not image.exists() else mask if not mask.exists() else None
-        if missing is not None:
-            if not skip_bad:
-                raise UsageError(f"{missing} is missing (listed in ImageSets/Segmentation). "
-                                 f"Restore it, or skip such pairs (skip_bad).")
-            pairs.skipped.append((str(missing), "missing"))
-            continue
-        pairs.images.append(image)
-        pairs.masks.append(mask)
+    for name, image, mask, problem in candidates:
+        if problem is None:
+            pairs.images.append(image)
+            pairs.masks.append(mask)
+        elif skip_bad:
+            pairs.skipped.append((str(name), problem[1]))
+        else:
+            raise UsageError(problem[0])
     return pairs
 
 
