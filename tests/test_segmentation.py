@@ -307,8 +307,8 @@ def test_postprocess_gives_masks_at_the_original_size(tmp_path, monkeypatch):
 
     from PIL import Image
 
-    from zoo.tasks.segmentation.masks import read_mask, voc_palette
     from zoo.tasks.segmentation import TASK
+    from zoo.tasks.segmentation.masks import read_mask, voc_palette
 
     meta = {"labels": ["background", "square", "circle"], "input_shape": [8, 8, 3]}
     image = np.zeros((30, 50, 3), np.uint8)
