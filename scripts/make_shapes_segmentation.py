@@ -64,7 +64,7 @@ def make_shapes(out: str | Path, *, images: int = 200, size: int = 96, seed: int
         raise ValueError(f"`shapes` must be 1..{len(CLASSES) - 1}. Received: shapes={shapes}.")
     from PIL import Image
 
-    from zoo.data.segmentation import write_mask
+    from zoo.tasks.segmentation.masks import write_mask
 
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,19 @@ def _isolated_zoo_home(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _temp_dir_under_tmp_path(tmp_path_factory, monkeypatch):
+    """Temporary files of the code under test (e.g. segmentation masks when predict has no
+    save_dir) go to a folder of this test's tmp paths, in this process and in the CLI
+    subprocesses it starts, so a run leaves nothing in the system temp dir."""
+    import tempfile
+
+    folder = tmp_path_factory.mktemp("tmp")
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("TMPDIR", str(folder))
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _clear_keras_session():
     yield
     import sys

@@ -168,7 +168,7 @@ MASK_SEEDS = {k: _mask_bytes(k) for k in MASK_SEEDS}
 @fuzz(300)
 @given(st.one_of(mutated(MASK_SEEDS), st.binary(max_size=128)))
 def test_mask_reader_returns_indices_or_usage_error(tmp_path_factory, data):
-    from zoo.data.segmentation import read_mask
+    from zoo.tasks.segmentation.masks import read_mask
 
     path = tmp_path_factory.getbasetemp() / "fuzz_mask.png"
     path.write_bytes(data)

@@ -32,9 +32,11 @@ def _softmax(z):
 def test_loss_ignores_255_and_class_weights_follow_the_masks():
     import tensorflow as tf
 
-    from zoo.tasks.base import TaskData
-    from zoo.tasks.segmentation_metrics import normalise_class_weights
-    from zoo.tasks.segmentation_train import _train_batches, loss
+    from zoo.tasks.segmentation import TASK
+    from zoo.tasks.segmentation.augment import batch_hook
+    from zoo.tasks.segmentation.loss import normalise_class_weights
+    from zoo.training.options import TrainOptions
+    from zoo.training.task import TaskData
 
     rng = np.random.default_rng(0)
     probs = _softmax(rng.normal(size=(2, 5, 6, 3))).astype("float32")
@@ -42,7 +44,7 @@ def test_loss_ignores_255_and_class_weights_follow_the_masks():
     truth[0, :2] = 255
     valid = truth != 255
     ce = -np.log(np.take_along_axis(probs, np.where(valid, truth, 0)[..., None], -1)[..., 0])
-    fn = loss(TaskData(None, None, ["a", "b", "c"]), {})
+    fn = TASK.loss(TaskData(None, None, ["a", "b", "c"]), TrainOptions())
     value = float(fn(truth, probs))
     np.testing.assert_allclose(value, ce[valid].mean(), rtol=1e-5)
     # What the model says on ignored pixels changes nothing, and gets no gradient.
@@ -61,7 +63,7 @@ def test_loss_ignores_255_and_class_weights_follow_the_masks():
     np.testing.assert_allclose((w * counts).sum() / counts.sum(), 1.0, rtol=1e-6)
     np.testing.assert_allclose(w[1] / w[0], 2.0, rtol=1e-6)
     images = np.zeros((2, 5, 6, 3), "float32")
-    x, y, sw = (t.numpy() for t in _train_batches(None, w)(tf.constant(images), tf.constant(truth)))
+    x, y, sw = (t.numpy() for t in batch_hook(None, w)(tf.constant(images), tf.constant(truth)))
     np.testing.assert_array_equal(sw, np.where(valid, w[np.where(valid, truth, 0)], 0))
     np.testing.assert_allclose(float(fn(truth, probs, sample_weight=sw)), (sw * ce).sum() / valid.sum(), rtol=1e-5)
 
@@ -69,7 +71,7 @@ def test_loss_ignores_255_and_class_weights_follow_the_masks():
 def test_confusion_matrix_agrees_with_keras_meaniou_and_sklearn():
     from sklearn.metrics import jaccard_score
 
-    from zoo.tasks.segmentation_metrics import ConfusionMatrix, mean_iou_metric
+    from zoo.tasks.segmentation.metrics import ConfusionMatrix, mean_iou_metric
 
     rng = np.random.default_rng(1)
     k = 5
@@ -92,13 +94,69 @@ def test_confusion_matrix_agrees_with_keras_meaniou_and_sklearn():
     np.testing.assert_allclose(float(metric.result()), scores["miou"], rtol=1e-5)
 
 
+# --------------------------------------------------------------------------- options and weights
+
+
+def test_options_are_parsed_once_into_a_frozen_validated_dataclass():
+    import dataclasses
+
+    from zoo.tasks.segmentation import TASK, SegmentationOptions
+    from zoo.training.task import Task, get_task
+
+    assert get_task("segmentation") is TASK and isinstance(TASK, Task) and TASK.options_class is SegmentationOptions
+    opts = TASK.parse_options({"skip_bad": "1", "class_weights": "1,2,0.5", "head_channels": "64", "dropout": "0",
+                               "backbone_weights": "none"})
+    assert opts == SegmentationOptions(skip_bad=True, class_weights=(1.0, 2.0, 0.5), head_channels=64, dropout=0.0)
+    assert TASK.parse_options(None) == SegmentationOptions(skip_bad=False, class_weights="none")
+    assert TASK.parse_options({"class_weights": "Median"}).class_weights == "median"
+    assert TASK.parse_options({"class_weights": "auto"}).class_weights == "none"
+    assert TASK.parse_options({"skip_bad": 1, "class_weights": [1, 2]}) == SegmentationOptions(True, (1.0, 2.0))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.skip_bad = False
+    for raw, message in [({"skip_bad": "maybe"}, "skip_bad"), ({"skip_bad": 2}, "skip_bad"),
+                         ({"class_weights": "lots"}, "'none', 'median' or one number per class"),
+                         ({"class_weights": "1,-1"}, "non-negative"), ({"head_channels": "0"}, "head_channels"),
+                         ({"head_kernel": 2.5}, "head_kernel"), ({"dropout": "1"}, r"\[0, 1\)"),
+                         ({"colour": "red"}, "colour.*Valid: backbone_weights, class_weights")]:
+        with pytest.raises(UsageError, match=message):
+            TASK.parse_options(raw)
+
+
+def test_class_weight_table_needs_one_weight_per_class():
+    from zoo.tasks.segmentation.loss import class_weight_table
+
+    counts = np.array([60, 30, 10])
+    assert class_weight_table("none", counts) is None
+    median = class_weight_table("median", counts)
+    assert median[2] > median[1] > median[0] and (median * counts).sum() / counts.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(class_weight_table((1.0, 1.0, 1.0), counts), 1.0)
+    with pytest.raises(UsageError, match="needs 3 numbers .* Received 2"):
+        class_weight_table((1.0, 2.0), counts)
+
+
+def test_default_backbone_weights_follow_the_one_rule(tmp_path):
+    from zoo.registry import default_weights
+    from zoo.tasks.segmentation.train import choose_weights
+
+    own = default_weights("fcn8s")
+    for backbone in ("vgg16", "resnet18"):
+        assert choose_weights("fcn8s", backbone, "auto", None) == (own, None if own else default_weights(backbone))
+    assert choose_weights("fcn8s", "resnet18", "auto", "tv_in1k") == (own, "tv_in1k")
+    assert choose_weights("fcn8s", "resnet18", "tv_in1k", None) == (None, "tv_in1k")  # a tag of the backbone
+    assert choose_weights("fcn8s", "resnet18", "none", None) == choose_weights("fcn8s", "resnet18", None, None) == (None, None)
+    assert choose_weights("fcn8s", "vgg16", None, "imagenet") == (None, "imagenet")
+    path = tmp_path / "fcn8s.weights.h5"
+    path.write_bytes(b"")
+    assert choose_weights("fcn8s", "vgg16", str(path), None) == (str(path), None)  # a file holds the whole FCN
+
+
 # --------------------------------------------------------------------------- data
 
 
 def _write(path: Path, array: np.ndarray, mode: str | None = None):
     from PIL import Image
 
-    from zoo.data.segmentation import voc_palette
+    from zoo.tasks.segmentation.masks import voc_palette
 
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(array)
@@ -122,7 +180,7 @@ def _pool(root: Path, n: int = 3, size=(12, 10), classes=("bg", "thing")) -> Pat
 
 
 def test_read_mask_palette_gray_and_rgb(tmp_path):
-    from zoo.data.segmentation import read_mask, voc_palette, write_mask
+    from zoo.tasks.segmentation.masks import read_mask, voc_palette, write_mask
 
     mask = np.array([[0, 1, 2], [15, 255, 20]], np.uint8)
     write_mask(tmp_path / "p.png", mask)
@@ -139,7 +197,8 @@ def test_read_mask_palette_gray_and_rgb(tmp_path):
 
 
 def test_layouts_and_class_names(tmp_path):
-    from zoo.data.segmentation import VOC_CLASSES, find_layout
+    from zoo.tasks.segmentation.data import find_layout
+    from zoo.tasks.segmentation.masks import VOC_CLASSES
 
     layout = find_layout(_pool(tmp_path / "pool"))
     assert layout.kind == "pool" and layout.labels == ["bg", "thing"] and len(layout.train.images) == 3
@@ -164,7 +223,7 @@ def test_layouts_and_class_names(tmp_path):
 
 
 def test_bad_pairs_name_the_file_or_are_skipped_and_counted(tmp_path):
-    from zoo.data.segmentation import decode_pairs, find_layout
+    from zoo.tasks.segmentation.data import decode_pairs, find_layout
 
     root = _pool(tmp_path / "d", n=4)
     _write(root / "images" / "lonely.png", np.zeros((12, 10, 3), np.uint8))
@@ -191,7 +250,7 @@ def test_bad_pairs_name_the_file_or_are_skipped_and_counted(tmp_path):
 def test_augmentation_moves_image_and_mask_together():
     import tensorflow as tf
 
-    from zoo.data.segmentation import augmenter
+    from zoo.tasks.segmentation.augment import augmenter
 
     rng = np.random.default_rng(0)
     masks = np.zeros((8, 32, 32), np.int32)
@@ -223,7 +282,7 @@ def test_augmentation_moves_image_and_mask_together():
 
 
 def test_generator_is_seeded_and_masks_are_exact(tmp_path):
-    from zoo.data.segmentation import read_mask
+    from zoo.tasks.segmentation.masks import read_mask
 
     gen = _generator()
     a = gen.make_shapes(tmp_path / "a", images=3, size=40, seed=5)
@@ -248,8 +307,8 @@ def test_postprocess_gives_masks_at_the_original_size(tmp_path, monkeypatch):
 
     from PIL import Image
 
-    from zoo.data.segmentation import read_mask, voc_palette
     from zoo.tasks.segmentation import TASK
+    from zoo.tasks.segmentation.masks import read_mask, voc_palette
 
     meta = {"labels": ["background", "square", "circle"], "input_shape": [8, 8, 3]}
     image = np.zeros((30, 50, 3), np.uint8)
@@ -263,9 +322,13 @@ def test_postprocess_gives_masks_at_the_original_size(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     recs = TASK.postprocess(scores, [info, {"orig_size": (5, 7)}], meta, options)
-    # Without a save dir: one fresh temporary folder per run, one file per image.
-    assert Path(recs[0]["mask"]).parent == Path(recs[1]["mask"]).parent
-    assert Path(recs[0]["mask"]).parent.name.startswith("zoo-masks-") and recs[0]["mask"] != recs[1]["mask"]
+    # Without a save dir: one fresh temporary folder per run (under TMPDIR), one file per image.
+    folder = Path(recs[0]["mask"]).parent
+    assert folder.parent == tmp_path / "tmp" and folder.name.startswith("zoo-masks-")
+    assert Path(recs[1]["mask"]).parent == folder and recs[0]["mask"] != recs[1]["mask"]
+    later = TASK.postprocess(scores[:1], [info], meta, options)[0]["mask"]  # the same run's next batch
+    assert Path(later).parent == folder and later not in (recs[0]["mask"], recs[1]["mask"])
+    assert Path(TASK.postprocess(scores[:1], [info], meta, {"save_dir": None})[0]["mask"]).parent != folder  # a new run
     m0 = read_mask(recs[0]["mask"])
     assert m0.shape == (30, 50) and (m0[:, :25] == 0).all() and (m0[:, 25:] == 1).all()
     assert recs[0]["classes"] == {"background": 0.5, "square": 0.5}

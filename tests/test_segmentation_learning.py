@@ -34,7 +34,6 @@ def _shapes():
 def trained(tmp_path_factory):
     import zoo
 
-    pytest.importorskip("zoo.models.resnet", reason="needs the resnet backbone")
     root = tmp_path_factory.mktemp("seg")
     shapes = _shapes()
     kw = dict(size=SIZE, shapes=2, max_objects=2, min_frac=0.3, max_frac=0.6)
@@ -81,7 +80,7 @@ def test_predict_writes_masks_at_the_original_size(trained, tmp_path):
     from PIL import Image
 
     import zoo
-    from zoo.data.segmentation import read_mask
+    from zoo.tasks.segmentation.masks import read_mask
 
     out, test = trained
     big = tmp_path / "big.png"

@@ -1,7 +1,6 @@
-"""Segmentation loss and metrics.
+"""Segmentation metrics.
 
-- `masked_cross_entropy`: pixel-wise cross-entropy that skips the ignore label (255), mean over
-  the valid pixels of the batch; class weights as per-pixel sample weights.
+- `mean_iou_metric`: keras.metrics.MeanIoU during training (reported as `miou`).
 - `ConfusionMatrix`: accumulates (truth, prediction) pixel counts, ignore excluded, and gives
   mean IoU, per-class IoU and pixel accuracy. Classes absent from both truth and prediction do
   not count in the mean (keras.metrics.MeanIoU does the same, so the two agree).
@@ -11,45 +10,26 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import numpy as np
 
-IGNORE_INDEX = 255
-
-
-def masked_cross_entropy():
-    """Per-pixel cross-entropy on probabilities, mean over the pixels that are not 255.
-
-    Keras's own SparseCategoricalCrossentropy(ignore_class=255): nothing custom is saved with
-    the model, so model.keras loads anywhere in safe mode. Class weights arrive as per-pixel
-    sample weights (`pixel_weights`), normalised so that they average 1 over the training pixels.
-    """
-    return keras.losses.SparseCategoricalCrossentropy(ignore_class=IGNORE_INDEX, name="masked_cross_entropy")
-
-
-def normalise_class_weights(weights, counts) -> np.ndarray:
-    """Scale class weights so that their mean over the training pixels is 1: the weighted mean over
-    valid pixels that Keras computes (sum w*ce / valid pixels) then matches sum w*ce / sum w on average."""
-    weights = np.asarray(weights, np.float64)
-    counts = np.asarray(counts, np.float64)
-    mean = (weights * counts).sum() / max(counts.sum(), 1.0)
-    return (weights / mean if mean > 0 else weights).astype(np.float32)
-
-
-def pixel_weights(masks, table):
-    """Sample weights (N, H, W) for masks: table[class], 0 on ignored pixels (TensorFlow)."""
-    import tensorflow as tf
-
-    masks = tf.cast(masks, tf.int32)
-    valid = tf.not_equal(masks, IGNORE_INDEX)
-    safe = tf.where(valid, masks, 0)
-    return tf.gather(tf.constant(table, tf.float32), safe) * tf.cast(valid, tf.float32)
+from zoo.tasks.segmentation.masks import IGNORE_INDEX
 
 
 def mean_iou_metric(num_classes: int, *, name: str = "miou"):
     """keras.metrics.MeanIoU on probabilities (argmax inside), ignoring 255."""
+    import keras
+
     return keras.metrics.MeanIoU(num_classes=num_classes, sparse_y_true=True, sparse_y_pred=False,
                                  ignore_class=IGNORE_INDEX, name=name)
+
+
+def predict_masks(model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """Argmax class of every pixel for images already at the model's size."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(images.astype(np.float32)).batch(batch_size)
+    preds = [np.asarray(model(batch, training=False)).argmax(axis=-1) for batch in ds]
+    return np.concatenate(preds) if preds else np.zeros((0,) + images.shape[1:3], np.int64)
 
 
 class ConfusionMatrix:

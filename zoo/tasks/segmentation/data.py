@@ -5,15 +5,15 @@ Layouts of DATA (checked in this order):
     DATA/images/ + DATA/masks/                              one pool (split by val_split)
     DATA/JPEGImages/ + DATA/SegmentationClass/              Pascal VOC (also DATA/VOC2012/..., DATA/VOCdevkit/VOC2012/...);
                                                             splits from ImageSets/Segmentation/{train,val}.txt
-Masks: PNG, palette ("P": the palette index is the class) or plain indices ("L"/"I;16"); RGB
-masks are read through the VOC colour map. 255 = ignore (VOC's object borders). Class names:
+Masks: PNGs of class indices, 255 = ignore (read by zoo.tasks.segmentation.masks). Class names:
 DATA/classes.txt (one per line, line 1 = index 0), else the 21 VOC classes.
 
 Every pair is checked before training: a missing mask, a mask of another size than its image,
 or a value that is neither a class index nor 255 raises a UsageError naming the file, unless
 the caller asked to skip bad pairs (`skip_bad=True`), in which case they are counted and listed.
 Images are decoded once with zoo.data.images.decode_image and resized to the training size
-(image bilinear, mask nearest), then augmented on the fly identically for image and mask.
+(image bilinear, mask nearest); zoo.tasks.segmentation.augment then moves image and mask
+together on the trainer's batches.
 """
 
 from __future__ import annotations
@@ -26,27 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from zoo.errors import ImageError, UsageError
+from zoo.tasks.segmentation.masks import IGNORE_INDEX, VOC_CLASSES, read_mask
 
-IGNORE_INDEX = 255
-VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
-               "tvmonitor")
 MASK_SUFFIXES = (".png",)
-AUGMENTS = {"none": None, "light": (0.75, 1.25, False), "strong": (0.5, 2.0, True)}  # (min scale, max scale, colour)
-
-
-def voc_palette() -> np.ndarray:
-    """The Pascal VOC colour map (256 x 3 uint8): index i's colour from the bits of i."""
-    palette = np.zeros((256, 3), np.uint8)
-    for i in range(256):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette[i] = (r, g, b)
-    return palette
 
 
 @dataclass
@@ -65,69 +47,6 @@ class Layout:
     labels: list[str]
     train: Pairs
     val: Pairs | None  # None: split `train` by val_split
-
-
-# --------------------------------------------------------------------------- masks
-
-
-def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """A mask PNG as HxW uint8 class indices (palette index, gray value, or VOC colour for RGB)."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode = im.mode
-            if mode == "P":
-                return np.asarray(im, np.uint8).copy()
-            if mode in ("L", "1"):
-                return np.asarray(im.convert("L"), np.uint8).copy()
-            if mode in ("I", "I;16", "I;16B", "I;16L"):
-                values = np.asarray(im, np.int64)
-                if values.size and (values.min() < 0 or values.max() > 255):
-                    raise UsageError(f"Mask {path} holds values up to {values.max()}; masks need class indices "
-                                     f"0..254 and 255 for ignore. Re-save it as an 8-bit PNG.")
-                return values.astype(np.uint8)
-            rgb = np.asarray(im.convert("RGB"), np.uint8)
-    except UsageError:
-        raise
-    except FileNotFoundError:
-        raise UsageError(f"Mask {path} does not exist.") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise UsageError(f"Mask {path} cannot be read as an image ({' '.join(str(exc).split())}). "
-                         f"Re-save it as a PNG of class indices.") from None
-    return _rgb_to_index(rgb, path)
-
-
-def _rgb_to_index(rgb: np.ndarray, path: Path) -> np.ndarray:
-    palette = voc_palette().astype(np.int64)
-    codes = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
-    lookup = {int(c): i for i, c in enumerate(codes) if i < 256}
-    pix = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
-    uniq, inverse = np.unique(pix, return_inverse=True)
-    unknown = [int(u) for u in uniq if int(u) not in lookup]
-    if unknown:
-        u = unknown[0]
-        raise UsageError(f"Mask {path} is an RGB image with colour {(u >> 16, (u >> 8) & 255, u & 255)}, which is not "
-                         f"in the VOC colour map. Save masks as palette or gray PNGs of class indices.")
-    return np.asarray([lookup[int(u)] for u in uniq], np.uint8)[inverse].reshape(rgb.shape[:2])
-
-
-def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:
-    """Write HxW class indices as a palette PNG with the VOC colours, atomically."""
-    from PIL import Image
-
-    path = Path(path)
-    mask = np.asarray(mask)
-    if mask.size and mask.max() > 255:
-        image = Image.fromarray(mask.astype(np.uint16))  # more classes than a palette holds
-    else:
-        image = Image.fromarray(mask.astype(np.uint8), mode="P")
-        image.putpalette(voc_palette().reshape(-1).tolist())
-    from zoo.modeldir import atomic_save_image
-
-    return atomic_save_image(image, path)
 
 
 # --------------------------------------------------------------------------- layouts
@@ -161,33 +80,43 @@ def _pool(images_dir: Path, masks_dir: Path, *, skip_bad: bool) -> Pairs:
     from zoo.data.images import list_images
 
     masks = {p.stem: p for p in sorted(masks_dir.iterdir()) if p.suffix.lower() in MASK_SUFFIXES}
-    pairs = Pairs([], [])
-    for image in list_images(images_dir):
-        mask = masks.get(image.stem)
-        if mask is None:
-            if not skip_bad:
-                raise UsageError(f"Image {image} has no mask: expected {masks_dir / (image.stem + '.png')}. "
-                                 f"Add the mask, remove the image, or skip such pairs (skip_bad).")
-            pairs.skipped.append((str(image), "no mask"))
-            continue
-        pairs.images.append(image)
-        pairs.masks.append(mask)
-    return pairs
+
+    def candidates():
+        for image in list_images(images_dir):
+            mask = masks.get(image.stem)
+            problem = None if mask is not None else (
+                f"Image {image} has no mask: expected {masks_dir / (image.stem + '.png')}. "
+                f"Add the mask, remove the image, or skip such pairs (skip_bad).", "no mask")
+            yield image, image, mask, problem
+
+    return _collect(candidates(), skip_bad=skip_bad)
 
 
 def _voc_split(root: Path, names: list[str], *, skip_bad: bool) -> Pairs:
+    def candidates():
+        for stem in names:
+            image, mask = root / "JPEGImages" / f"{stem}.jpg", root / "SegmentationClass" / f"{stem}.png"
+            missing = image if not image.exists() else mask if not mask.exists() else None
+            problem = None if missing is None else (
+                f"{missing} is missing (listed in ImageSets/Segmentation). Restore it, or skip such pairs (skip_bad).",
+                "missing")
+            yield missing, image, mask, problem
+
+    return _collect(candidates(), skip_bad=skip_bad)
+
+
+def _collect(candidates, *, skip_bad: bool) -> Pairs:
+    """Pairs from (file to name, image, mask, problem) items; a problem is (error, short reason):
+    an error, or with skip_bad the file and the reason in `skipped`."""
     pairs = Pairs([], [])
-    for stem in names:
-        image, mask = root / "JPEGImages" / f"{stem}.jpg", root / "SegmentationClass" / f"{stem}.png"
-        missing = image if not image.exists() else mask if not mask.exists() else None
-        if missing is not None:
-            if not skip_bad:
-                raise UsageError(f"{missing} is missing (listed in ImageSets/Segmentation). "
-                                 f"Restore it, or skip such pairs (skip_bad).")
-            pairs.skipped.append((str(missing), "missing"))
-            continue
-        pairs.images.append(image)
-        pairs.masks.append(mask)
+    for name, image, mask, problem in candidates:
+        if problem is None:
+            pairs.images.append(image)
+            pairs.masks.append(mask)
+        elif skip_bad:
+            pairs.skipped.append((str(name), problem[1]))
+        else:
+            raise UsageError(problem[0])
     return pairs
 
 
@@ -222,6 +151,20 @@ def find_layout(data: str | os.PathLike, *, skip_bad: bool = False, role: str = 
         raise UsageError(f"{role} {str(root)!r} has no image with a mask ({len(layout.train.skipped)} skipped). "
                          f"Masks are PNGs with the same stem as their image.")
     return layout
+
+
+def find_splits(data, val, *, skip_bad: bool) -> tuple[Layout, Pairs | None, str]:
+    """DATA's layout and where validation comes from: (layout, validation pairs or None to split
+    DATA, "--val" | DATA's layout kind | "split"). A --val folder must have DATA's classes."""
+    layout = find_layout(data, skip_bad=skip_bad)
+    if not val:
+        return layout, layout.val, layout.kind if layout.val is not None else "split"
+    other = find_layout(val, skip_bad=skip_bad, role="--val")
+    if other.labels != layout.labels:
+        train, given = layout.labels, other.labels
+        raise UsageError(f"--val {str(val)!r} must have the same classes as DATA ({len(train)}: {', '.join(train[:4])}...). "
+                         f"Received {len(given)}: {', '.join(given[:4])}... Give it the same classes.txt.")
+    return layout, other.val or other.train, "--val"
 
 
 # --------------------------------------------------------------------------- decoding and checks
@@ -293,56 +236,22 @@ def class_pixels(masks: np.ndarray, num_classes: int) -> np.ndarray:
     return np.bincount(values, minlength=num_classes)[:num_classes]
 
 
-def median_frequency_weights(counts: np.ndarray) -> np.ndarray:
-    """Eigen & Fergus median-frequency balancing: median(freq) / freq; absent classes get 0."""
-    counts = np.asarray(counts, np.float64)
-    freq = counts / max(counts.sum(), 1.0)
-    present = freq > 0
-    weights = np.zeros_like(freq)
-    if present.any():
-        weights[present] = np.median(freq[present]) / freq[present]
-    return weights.astype(np.float32)
+def random_split(images: np.ndarray, masks: np.ndarray, *, fraction: float, seed: int):
+    """((train images, masks), (val images, masks)): a seeded random `fraction` for validation,
+    none when that would leave nothing to train on."""
+    order = np.random.default_rng(seed).permutation(len(images))
+    n_val = int(round(len(images) * fraction))
+    if n_val and len(images) - n_val < 1:
+        n_val = 0
+    train, val = order[n_val:], order[:n_val]
+    return (images[train], masks[train]), (images[val], masks[val])
 
 
-# --------------------------------------------------------------------------- augmentation (TensorFlow)
-
-
-def augmenter(level: str, *, seed: int = 0):
-    """batched (images float32 NxHxWxC, masks int32 NxHxW) -> the same, with the same random flip
-    and scale-crop applied to image and mask (bilinear for images, nearest for masks; pixels
-    zoomed out of the frame are ignore in the mask), plus colour jitter on the image for "strong"."""
-    if level not in AUGMENTS:
-        raise UsageError(f"`augment` must be one of {', '.join(AUGMENTS)}. Received: augment={level!r}.")
-    if AUGMENTS[level] is None:
-        return None
-    lo, hi, colour = AUGMENTS[level]
+def to_dataset(images: np.ndarray, masks: np.ndarray):
+    """Unbatched tf.data of (image float32 HxWxC in [0, 255], mask int32 HxW); the trainer batches."""
     import tensorflow as tf
 
-    rng = tf.random.Generator.from_seed(seed)
+    def cast(image, mask):
+        return tf.cast(image, tf.float32), tf.cast(mask, tf.int32)
 
-    def apply(images, masks, *rest):
-        n = tf.shape(images)[0]
-        flip = rng.uniform([n]) < 0.5
-        images = tf.where(flip[:, None, None, None], tf.reverse(images, [2]), images)
-        masks = tf.where(flip[:, None, None], tf.reverse(masks, [2]), masks)
-        # A box of 1/scale of the frame, anywhere it overlaps; boxes beyond [0, 1] zoom out.
-        scale = tf.exp(rng.uniform([n], np.log(lo), np.log(hi)))
-        extent = 1.0 / scale
-        y0 = rng.uniform([n]) * (1.0 - extent)
-        x0 = rng.uniform([n]) * (1.0 - extent)
-        boxes = tf.stack([y0, x0, y0 + extent, x0 + extent], axis=1)
-        idx = tf.range(n)
-        size = tf.shape(images)[1:3]
-        images = tf.image.crop_and_resize(images, boxes, idx, size, method="bilinear", extrapolation_value=0.0)
-        m = tf.image.crop_and_resize(tf.cast(masks[..., None], tf.float32), boxes, idx, size, method="nearest",
-                                     extrapolation_value=float(IGNORE_INDEX))
-        masks = tf.cast(tf.round(m[..., 0]), masks.dtype)
-        if colour:
-            gain = rng.uniform([n, 1, 1, 1], 0.75, 1.25)
-            shift = rng.uniform([n, 1, 1, 1], -25.0, 25.0)
-            mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
-            images = (images - mean) * gain + mean + shift
-        images = tf.clip_by_value(images, 0.0, 255.0)
-        return (images, masks, *rest)
-
-    return apply
+    return tf.data.Dataset.from_tensor_slices((images, masks)).map(cast)
