@@ -63,7 +63,7 @@ def main() -> None:
     from zoo.data.images import decode_image
     from zoo.inference import input_size, make_forward
     from zoo.modeldir import get_meta
-    from zoo.tasks import get_task
+    from zoo.training.task import get_task
 
     model = zoo.build(args.model, weights=None)
     meta = get_meta(model)

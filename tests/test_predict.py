@@ -140,7 +140,7 @@ def test_save_dir_and_usage_errors(tmp_path):
 
 
 def test_logits_become_probabilities():
-    from zoo.tasks import get_task
+    from zoo.training.task import get_task
 
     task = get_task("classification")
     meta = {"labels": LABELS}
@@ -152,7 +152,7 @@ def test_logits_become_probabilities():
 
 
 def test_classification_task_hooks_are_its_own_methods(tmp_path):
-    from zoo.tasks import get_task
+    from zoo.training.task import get_task
     from zoo.tasks.classification import ClassificationTask
     from zoo.training.options import TrainOptions
 

@@ -27,10 +27,9 @@ def evaluate(model, data: str | os.PathLike, *, batch_size: int = 32, verbose: i
         raise UsageError(f"DATA {str(data)!r} does not exist. Give labelled data in the model's task format.")
     model, meta = resolve_model(model, weights=weights)
     task_name = meta["task"]
-    from zoo.training.finetune import training_hooks
+    from zoo.training.task import get_task
 
-    hooks = training_hooks(task_name)
-    scores = hooks.evaluate(model, meta, data, {"batch_size": batch_size, "verbose": verbose})
+    scores = get_task(task_name).evaluate(model, meta, data, {"batch_size": batch_size, "verbose": verbose})
     return {"task": task_name, "model": name or meta.get("arch"), **scores}
 
 

@@ -170,7 +170,7 @@ def sample_inputs(model, meta: dict, *, calibration=None, count: int = 4, seed: 
     from zoo.data.images import decode_image, list_images
     from zoo.errors import ImageError
     from zoo.inference import external_normalisation
-    from zoo.tasks import get_task
+    from zoo.training.task import get_task
 
     folder = Path(calibration)
     if not folder.is_dir():

@@ -8,7 +8,7 @@ the metadata) images a few batches ahead, in order, while the main thread runs t
 compiled forward function on the previous batch; the task's postprocess turns outputs into
 record fields. Records come out in input order; a bad input gives an error record and the rest go on.
 
-Tasks plug in through zoo.tasks.get_task(meta["task"]) with prepare / postprocess / save, and
+Tasks plug in through zoo.training.task.get_task(meta["task"]) with prepare / postprocess / save, and
 optionally `forward(model, batch, meta, options) -> outputs` for models that need more than one
 call (e.g. a captioner's beam search).
 """
@@ -76,7 +76,7 @@ def iter_predict(
     if workers is not None:
         _check_int("workers", workers)
     from zoo.modeldir import resolve_model
-    from zoo.tasks import get_task
+    from zoo.training.task import get_task
 
     keras_model, meta = resolve_model(model, weights=weights)
     task = get_task(meta["task"])

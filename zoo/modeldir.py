@@ -65,13 +65,6 @@ def meta_for_build(spec, model, source) -> dict[str, Any]:
     return meta
 
 
-def atomic_save_image(image, path: Path) -> Path:
-    """zoo.files.save_image, under the name task modules still import."""
-    from zoo.files import save_image
-
-    return save_image(image, path)
-
-
 def save_model(model, path: str | os.PathLike) -> Path:
     """Save `model` as a .keras file atomically (temp file beside the target, then rename)."""
     from zoo.files import atomic_path

@@ -1,10 +1,3 @@
 """One package per task (classification, detection, segmentation, captioning), each subclassing
-the engine's zoo.training.task.Task and exposing it as `TASK`."""
-
-from __future__ import annotations
-
-
-def get_task(name: str):
-    from zoo.training.task import get_task as _get
-
-    return _get(name)
+the engine's zoo.training.task.Task and exposing it as `TASK`; zoo.training.task.get_task(name)
+finds it by name, so the engine imports no concrete task."""

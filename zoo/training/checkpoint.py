@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import UsageError
-from zoo.files import atomic_write, save_figure, write_text
+from zoo.files import atomic_write, write_text
 
 CKPT_DIR = "checkpoint"
 STATE = "state.json"
@@ -95,11 +95,6 @@ def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, buf.getvalue())
-
-
-def atomic_save_figure(fig, path: Path) -> Path:
-    """zoo.files.save_figure at the resolution of zoo's plots, under the name task modules import."""
-    return save_figure(fig, path, dpi=110)
 
 
 def _json_default(value):

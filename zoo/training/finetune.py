@@ -145,7 +145,7 @@ def training_hooks(task_name: str):
     hooks such as check_data, monitor, stages may live in either)."""
     import importlib
 
-    from zoo.tasks import get_task
+
 
     task = get_task(task_name)
     if isinstance(task, Task):

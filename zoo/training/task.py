@@ -72,6 +72,10 @@ class Task:
     def postprocess(self, outputs, infos: list[dict], meta: dict, options: dict) -> list[dict]:
         raise NotImplementedError(f"the {self.name} task does not predict")
 
+    # Optional: `forward(model, batch, meta, options) -> outputs` for models that need more than one
+    # call per batch (a captioner's beam search); zoo.inference uses the compiled model when absent.
+    forward = None
+
     def save(self, record: dict, image, meta: dict, save_dir) -> None:
         """Draw the per-task artefact of one record; tasks without one draw nothing."""
 
@@ -115,6 +119,18 @@ class Task:
 
     def report(self, model, meta: dict, data: TaskData, out_dir) -> None:
         """Task plots after training (confusion matrix, IoU bars...)."""
+
+
+def first_output(outputs: Any):
+    """The model's first (or only) output as numpy, whether the forward function returned it
+    bare, in a list or in a dict."""
+    import numpy as np
+
+    if isinstance(outputs, dict):
+        outputs = list(outputs.values())
+    if isinstance(outputs, (list, tuple)):
+        outputs = outputs[0]
+    return np.asarray(outputs)
 
 
 def get_task(name: str) -> Task:

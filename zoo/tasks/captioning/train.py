@@ -20,14 +20,11 @@ def backbone_and_weights(opts) -> tuple[str, str | None]:
     """(backbone name, its weights or None): --backbone (default resnet50) and --weights, which
     name the backbone's weights here ("auto": the registry's default for that backbone)."""
     backbone = opts.backbone or DEFAULT_BACKBONE
-    weights = opts.weights
-    if backbone == TINY or weights in (None, "none", "None"):
+    if backbone == TINY:
         return backbone, None
-    if weights == "auto":
-        from zoo.registry import default_weights
+    from zoo.training.options import chosen_weights
 
-        return backbone, default_weights(backbone)
-    return backbone, str(weights)
+    return backbone, chosen_weights(backbone, opts.weights)
 
 
 def caption_loss():

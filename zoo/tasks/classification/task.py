@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import UsageError
-from zoo.training.task import Task, TaskData
+from zoo.training.options import chosen_weights
+from zoo.training.task import Task, TaskData, first_output
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class ClassificationTask(Task):
     def postprocess(self, outputs: Any, infos: list[dict], meta: dict, options: dict) -> list[dict]:
         """Top-k {label, index, score} per image; logits become probabilities by softmax, and one
         sigmoid unit is the probability of class 1."""
-        scores = _single_output(outputs).astype(np.float64)
+        scores = first_output(outputs).astype(np.float64)
         scores = scores.reshape(scores.shape[0], -1)
         if scores.shape[1] == 1:
             p = np.clip(scores[:, 0], 0.0, 1.0)
@@ -148,7 +149,7 @@ class ClassificationTask(Task):
                 model = replace_head(model, len(labels), dropout=opts.dropout)
             attach_meta(model, {**old, "finetuned_from": str(arch) if isinstance(arch, str) else old.get("arch")})
         else:
-            weights = _weights_for(arch, opts.weights)
+            weights = chosen_weights(arch, opts.weights)
             model = zoo.build(arch, weights=weights, num_classes=len(labels), input_shape=shape)
             if weights is not None and list(get_meta(model).get("labels") or []) != labels:
                 reset_classifier(model, seed=opts.seed)
@@ -217,25 +218,6 @@ class ClassificationTask(Task):
         scores = data.extras.get("val_scores")
         if scores:
             draw_confusion(np.asarray(scores["confusion_matrix"]), scores["labels"], Path(out_dir) / "confusion_matrix.png")
-
-
-def _weights_for(arch: str, weights: str | None) -> str | None:
-    """`--weights`: none -> random init, auto -> the registry's default tag, else as given."""
-    if weights in (None, "none", "None"):
-        return None
-    if weights != "auto":
-        return weights
-    from zoo.registry import default_weights
-
-    return default_weights(arch)
-
-
-def _single_output(outputs: Any) -> np.ndarray:
-    if isinstance(outputs, dict):
-        outputs = list(outputs.values())
-    if isinstance(outputs, (list, tuple)):
-        outputs = outputs[0]
-    return np.asarray(outputs)
 
 
 def _are_probabilities(scores: np.ndarray) -> bool:

@@ -64,15 +64,6 @@ def to_original(boxes: np.ndarray, info: dict, input_hw: tuple[int, int]) -> np.
     return out
 
 
-def single_output(outputs: Any) -> np.ndarray:
-    """The head's array, whether the forward function returned it bare, in a list or in a dict."""
-    if isinstance(outputs, dict):
-        outputs = list(outputs.values())
-    if isinstance(outputs, (list, tuple)):
-        outputs = outputs[0]
-    return np.asarray(outputs)
-
-
 def predict_samples(model, meta: dict, samples: Sequence, *, conf: float = 0.001, iou: float = 0.5,
                     max_det: int = 100, batch_size: int = 16):
     """Run the model on samples: ([(boxes, scores, classes) in original pixels], [(boxes, classes, ignore)]).

@@ -29,9 +29,10 @@ class DetectionTask(Task):
     def postprocess(self, outputs: Any, infos: list[dict], meta: dict, options: dict) -> list[dict]:
         """`detections` [{label, index, score, box}] per image, box in original pixels, best first."""
         from zoo.tasks.detection.boxes import detect
-        from zoo.tasks.detection.predict import model_anchors, single_output, thresholds, to_original
+        from zoo.tasks.detection.predict import model_anchors, thresholds, to_original
+        from zoo.training.task import first_output
 
-        raw = single_output(outputs)
+        raw = first_output(outputs)
         # Thresholds: the caller's, else those stored with the model, else DetectionOptions' defaults.
         given = {k: v for k, v in (options or {}).items() if v is not None}
         limits = thresholds({**(meta.get("detection") or {}), **given})

@@ -13,26 +13,18 @@ def initial_weights(arch: str, weights: str | None) -> tuple[str | None, str | N
     """(weights for zoo.build, a zoo model to copy layers from) for `--weights`: "auto" follows
     zoo.registry.default_weights, a model directory or .keras file of an earlier run is a source
     of layers (its classes and anchors may differ), anything else is a tag or path for zoo.build."""
-    if weights in (None, "none", "None"):
-        return None, None
-    if weights == "auto":
-        from zoo.registry import default_weights
+    from zoo.training.options import chosen_weights
 
-        return default_weights(arch), None
-    if is_zoo_model(str(weights)):
+    if weights is not None and weights != "auto" and is_zoo_model(str(weights)):
         return None, str(weights)
-    return str(weights), None
+    return chosen_weights(arch, weights), None
 
 
 def backbone_weights(backbone: str | None, choice: str | None) -> str | None:
     """The weights of `--backbone`: none without a backbone, "auto" by zoo.registry.default_weights."""
-    if backbone is None or choice is None:
-        return None
-    if choice == "auto":
-        from zoo.registry import default_weights
+    from zoo.training.options import chosen_weights
 
-        return default_weights(backbone)
-    return str(choice)
+    return None if backbone is None else chosen_weights(backbone, choice)
 
 
 def is_zoo_model(path: str) -> bool:

@@ -25,11 +25,9 @@ def labels_for(meta: dict, num_classes: int) -> list[str]:
 
 def single_output(outputs: Any) -> np.ndarray:
     """The model's (batch, height, width, classes) scores, whatever container they come in."""
-    if isinstance(outputs, dict):
-        outputs = list(outputs.values())
-    if isinstance(outputs, (list, tuple)):
-        outputs = outputs[0]
-    scores = np.asarray(outputs)
+    from zoo.training.task import first_output
+
+    scores = first_output(outputs)
     if scores.ndim != 4:
         raise ValueError(f"A segmentation model must output (batch, height, width, classes); got shape {scores.shape}.")
     return scores
