@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from zoo.errors import ZooError
 from zoo.pretrained import manifest
-from zoo.pretrained.resolve import resolve_weights
+from zoo.registry import resolve_weights
 
 SHIPPED = manifest.package_path("lenet5_fashion_mnist.weights.h5").read_bytes()
 

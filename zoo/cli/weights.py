@@ -107,7 +107,7 @@ def verify_cmd(delete):
 def import_cmd(path, arch, tag, force):
     """Copy a weights file into the cache and register it as ARCH.TAG (works offline afterwards)."""
     from zoo.errors import ZooError
-    from zoo.pretrained.cache import import_weights
+    from zoo.registry import import_weights
 
     try:
         row = import_weights(path, arch=arch, tag=tag, force=force)

@@ -137,18 +137,18 @@ def _toml_value(value: Any) -> str:
     raise TypeError(value)
 
 
-def import_weights(path: str | os.PathLike, *, arch: str, tag: str, force: bool = False) -> dict[str, Any]:
+def import_weights(path: str | os.PathLike, *, spec, pretrained, tag: str, force: bool = False) -> dict[str, Any]:
     """Copy a weights file into the cache and register it as ARCH.TAG in $ZOO_HOME/manifest.toml.
 
     The format, classes and the options the weights need are read from the file, as for
     `zoo.build(arch, weights=path)`; afterwards `weights=TAG` works offline on this machine.
+    `spec` is the model's registry row and `pretrained` its family's PretrainedSpec (by name:
+    zoo.registry.import_weights).
     """
     import re
 
     from zoo.pretrained.resolve import resolve_weights
-    from zoo.registry import get_spec
 
-    spec = get_spec(arch)
     if not re.fullmatch(r"[a-z0-9_]+", tag):
         raise UsageError(f"A tag is lower-case letters, digits and '_'. Received: --tag {tag!r}.")
     src = Path(path).expanduser()
@@ -158,7 +158,7 @@ def import_weights(path: str | os.PathLike, *, arch: str, tag: str, force: bool 
     if existing is not None and not (force and existing["manifest"] == str(manifest.imported_manifest())):
         raise UsageError(f"{spec.name}.{tag} already exists (in {existing['manifest']}). Choose another --tag"
                          + (", or --force to replace your import." if existing["manifest"] == str(manifest.imported_manifest()) else "."))
-    source = resolve_weights(spec.name, str(src))
+    source = resolve_weights(spec, str(src), pretrained=pretrained)
     folder = F.cache_dir() / "imported"
     folder.mkdir(parents=True, exist_ok=True)
     suffix = "".join(src.suffixes[-2:]) if src.name.endswith(".weights.h5") else src.suffix
