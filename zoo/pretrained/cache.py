@@ -33,7 +33,7 @@ def cached_path(part: dict[str, Any]) -> Path | None:
     """Where the file of a row part is, if it is on this machine (zoo cache, Keras cache, or shipped)."""
     if "file" in part:
         path = Path(part["file"]).expanduser()
-        path = path if path.is_absolute() else manifest.package_path(part["file"])
+        path = path if path.is_absolute() else manifest.shipped_path(part["file"])
         return path if path.is_file() else None
     name = part_filename(part)
     for folder in [F.cache_dir(), *F.keras_cache_dirs()]:

@@ -178,7 +178,7 @@ def _from_row(spec, row: dict[str, Any], *, include_top: bool) -> WeightsSource:
 def _shipped_file(row: dict[str, Any], part: dict[str, Any]) -> Path:
     path = Path(part["file"]).expanduser()
     if not path.is_absolute():
-        path = manifest.package_path(part["file"])
+        path = manifest.shipped_path(part["file"])
     if not path.is_file():
         raise WeightsError(f"Weights {row['arch']}.{row['tag']}: file {path} is missing from the installation. "
                            f"Reinstall zoo, or re-create it with the recipe in scripts/.")
