@@ -14,7 +14,7 @@ import keras
 from zoo.errors import UsageError
 from zoo.models.spec import registry_build
 
-# The preprocessing modes of keras.applications / torchvision (see the brief): pixels x in
+# The preprocessing modes of keras.applications / torchvision: pixels x in
 # [0, 255] become (x * scale - mean) / std, channels flipped to BGR first when asked.
 PREPROCESSING: dict[str, dict[str, Any]] = {
     "torch": {"mode": "torch", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
