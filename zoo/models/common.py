@@ -12,9 +12,8 @@ from typing import Any, Callable
 import keras
 
 from zoo.errors import UsageError
-from zoo.models.spec import registry_build
 
-# The preprocessing modes of keras.applications / torchvision: pixels x in
+# The preprocessing modes of keras.applications / torchvision (see the brief): pixels x in
 # [0, 255] become (x * scale - mean) / std, channels flipped to BGR first when asked.
 PREPROCESSING: dict[str, dict[str, Any]] = {
     "torch": {"mode": "torch", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
@@ -241,6 +240,8 @@ def keras_style(arch: str, *, weights, input_tensor, build: Callable[..., Any], 
     if input_tensor is not None:
         raise UsageError(f"`input_tensor` cannot be combined with weights={weights!r}. "
                          f"Build with input_shape=... instead, or load weights with zoo.build.")
+    from zoo.models.spec import registry_build
+
     variant_kwargs = dict(kwargs)
     variant_kwargs.pop("variant", None)
     num_classes = variant_kwargs.pop("num_classes")
