@@ -1,9 +1,9 @@
-"""Recipe of the shipped weights `lenet5.fashion_mnist` (zoo/weights/lenet5_fashion_mnist.weights.h5).
+"""Recipe of the shipped weights `lenet5.fashion_mnist` (weights/lenet5_fashion_mnist.weights.h5).
 
 Trains zoo's LeNet-5 on the full Fashion-MNIST training set (60,000 images, Debian package
 `dataset-fashion-mnist`, MIT), measures accuracy on the 10,000 test images once at the end (no
 model selection on the test set), then writes the weights, their sha256 and metrics into the
-manifest row and the class names into zoo/weights/labels/fashion_mnist.txt.
+manifest row and the class names into weights/labels/fashion_mnist.txt.
 
     /work/venv/bin/python scripts/train_lenet5_fashion_mnist.py [--epochs 15] [--root DIR]
 
@@ -20,7 +20,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WEIGHTS_DIR = REPO / "zoo" / "weights"
+# The checkout's weights/ folder, which the wheel ships as zoo/weights: the recipe rewrites the
+# repository's files, never an installed copy (zoo.pretrained.manifest.shipped_path reads them).
+WEIGHTS_DIR = REPO / "weights"
 WEIGHTS_FILE = "lenet5_fashion_mnist.weights.h5"
 PREPROCESSING = {"mode": "unit", "scale": 1 / 255, "mean": [0.0], "std": [1.0], "channel_order": "rgb"}
 

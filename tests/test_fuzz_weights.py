@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from zoo.errors import ZooError
 from zoo.pretrained import manifest
-from zoo.pretrained.resolve import resolve_weights
+from zoo.registry import resolve_weights
 
-SHIPPED = manifest.package_path("lenet5_fashion_mnist.weights.h5").read_bytes()
+SHIPPED = manifest.shipped_path("lenet5_fashion_mnist.weights.h5").read_bytes()
 
 
 def fuzz(n: int) -> settings:

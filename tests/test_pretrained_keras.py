@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import zoo
+import zoo.registry
 from zoo.errors import UsageError, WeightsError
 from zoo.pretrained.formats import detect_format
 
@@ -67,7 +68,7 @@ def test_legacy_keras_applications_h5_gives_the_same_outputs(tmp_path, arch, cto
 
 def test_keras_resnet_file_imposes_keras_style_and_caffe_preprocessing(resnet50_notop):
     _, path = resnet50_notop
-    source = zoo.pretrained.resolve_weights("resnet50", str(path))
+    source = zoo.registry.resolve_weights("resnet50", str(path))
     assert source.arch_options == {"style": "keras"} and source.preprocessing["mode"] == "caffe"
     assert source.include_top is False
     with pytest.raises(UsageError, match="need style='keras'"):
@@ -85,7 +86,7 @@ def test_zoo_keras3_weights_round_trip_and_style_detection(tmp_path):
     path = tmp_path / "r18.weights.h5"
     src.save_weights(str(path))
     assert detect_format(path) == "keras"
-    source = zoo.pretrained.resolve_weights("resnet18", str(path))
+    source = zoo.registry.resolve_weights("resnet18", str(path))
     assert source.arch_options == {"style": "keras"} and source.num_classes == 7
     model = zoo.build("resnet18", weights=str(path), input_shape=(32, 32, 3))
     x = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
@@ -108,7 +109,7 @@ def test_shape_mismatch_names_the_layer_and_both_shapes(tmp_path):
     x = keras.layers.Conv2D(8, 5, name="conv2")(x)
     other = keras.Model(inputs, x)
     from zoo.pretrained.load import load_weights
-    from zoo.pretrained.resolve import resolve_weights
+    from zoo.registry import resolve_weights
 
     with pytest.raises(WeightsError) as err:
         load_weights(other, resolve_weights("lenet5", str(path)))

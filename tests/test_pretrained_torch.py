@@ -68,7 +68,7 @@ def test_alexnet_first_dense_after_flatten_is_reordered_chw_to_hwc(tmp_path):
 
 
 def test_bare_torch_files_choose_their_architecture_options(tmp_path):
-    from zoo.pretrained import resolve_weights
+    from zoo.registry import resolve_weights
 
     resnet = resolve_weights("resnet50", _state_dict_file("resnet50", tmp_path))
     assert resnet.format == "safetensors" and resnet.arch_options == {"style": "torchvision"}

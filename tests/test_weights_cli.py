@@ -91,7 +91,7 @@ def test_import_registers_a_tag_that_builds_offline(tmp_path, monkeypatch):
     from zoo.pretrained import manifest
 
     src = tmp_path / "mine.weights.h5"
-    shutil.copy(manifest.package_path("lenet5_fashion_mnist.weights.h5"), src)
+    shutil.copy(manifest.shipped_path("lenet5_fashion_mnist.weights.h5"), src)
     out = zoo_cli("weights", "import", str(src), "--arch", "lenet5", "--tag", "mine")
     assert out.returncode == 0, out.stderr
     assert "lenet5.mine" in out.stdout

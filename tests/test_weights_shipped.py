@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import zipfile
@@ -17,7 +18,7 @@ from zoo.pretrained import manifest
 
 def test_fashion_mnist_row_matches_the_shipped_file():
     row = manifest.get_row("lenet5", "fashion_mnist")
-    path = manifest.package_path(row["file"])
+    path = manifest.shipped_path(row["file"])
     data = path.read_bytes()
     assert hashlib.sha256(data).hexdigest() == row["sha256"]
     assert len(data) == row["size"] < 2_000_000
@@ -65,6 +66,28 @@ def test_wheel_ships_the_weights_manifest_and_labels(tmp_path):
     for name in ("zoo/weights/manifest.toml", "zoo/weights/lenet5_fashion_mnist.weights.h5",
                  "zoo/weights/labels/imagenet.txt", "zoo/weights/labels/fashion_mnist.txt"):
         assert name in names
+    # Installed (no checkout on the path), zoo finds them inside its own package.
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site),
+                    str(wheel)], check=True, capture_output=True, timeout=300)
+    probe = ("import hashlib, zoo.pretrained.manifest as m\n"
+             "row = m.get_row('lenet5', 'fashion_mnist')\n"
+             "data = m.shipped_path(row['file']).read_bytes()\n"
+             "print(m.shipped_path(), hashlib.sha256(data).hexdigest() == row['sha256'], len(m.read_labels('imagenet')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True,
+                         env={**os.environ, "PYTHONPATH": str(site), "ZOO_OFFLINE": "1"}, timeout=120)
+    assert out.stdout.split() == [str(site / "zoo" / "weights"), "True", "1000"], out.stdout + out.stderr
+
+
+def test_the_shipped_files_are_read_from_one_folder():
+    """A checkout reads its top-level weights/ (there is no zoo/weights in the source tree); an
+    installed zoo (`pytest` run against site-packages) reads its own zoo/weights."""
+    repo = Path(__file__).resolve().parents[1]
+    package = Path(manifest.__file__).resolve().parents[1]
+    folder = repo / "weights" if package == repo / "zoo" else package / "weights"
+    assert not (repo / "zoo" / "weights" / "manifest.toml").exists()
+    assert manifest.shipped_path() == folder
+    assert manifest.get_row("lenet5", "fashion_mnist")["manifest"] == str(folder / "manifest.toml")
 
 
 def test_num_classes_change_keeps_the_backbone_and_reports_the_new_head():

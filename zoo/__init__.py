@@ -42,3 +42,17 @@ def __getattr__(name: str):
 
 def __dir__():
     return __all__
+
+
+def _registry_build(name: str, **kwargs):
+    from zoo.registry import build
+
+    return build(name, **kwargs)
+
+
+# zoo.models is the bottom layer and imports nothing above it; its keras.applications-style
+# functions (ResNet50(weights=...), FCN8s(), ...) reach the registry through this hook, installed
+# here because Python runs this file before any zoo.models module.
+from zoo.models import spec as _models_spec  # noqa: E402  (no Keras: dataclasses only)
+
+_models_spec.install_registry_build(_registry_build)

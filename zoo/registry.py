@@ -1,7 +1,10 @@
 """The model registry: one declarative table of every architecture zoo can build.
 
 `list_models` and `info` read only this table and the weights manifest (TOML), so they never
-import TensorFlow. `build` imports the family module (zoo/models/<family>.py) on demand.
+import TensorFlow. `build` imports the family module (zoo/models/<family>.py) on demand, hands
+zoo.pretrained the row and the family's PretrainedSpec to resolve and load weights, and composes
+task models: the backbone a family asks for is built here and passed to the family's builder.
+A new family is one file in zoo/models/ and one row below.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ _VGG = "Simonyan & Zisserman 2014, Very Deep Convolutional Networks (arXiv 1409.
 _DENSENET = "Huang et al. 2016, Densely Connected Convolutional Networks (arXiv 1608.06993)"
 _FCN = "Long, Shelhamer & Darrell 2015, Fully Convolutional Networks for Semantic Segmentation (arXiv 1411.4038)"
 
-# params are torchvision's counts for the classifiers (issue 2); macs are measured by
+# params are torchvision's counts for the classifiers; macs are measured by
 # zoo.macs.count_macs on the built model and held to it by tests/test_registry_table.py.
 _SPECS: list[ModelSpec] = [
     ModelSpec("lenet5", "lenet", "lenet5", "classification", (32, 32, 1), 61_706, 416_520,
@@ -156,6 +159,24 @@ def family_module(spec: ModelSpec):
     return importlib.import_module(f"zoo.models.{spec.family}")
 
 
+def resolve_weights(name: str, weights, *, include_top: bool = True, input_shape: tuple[int, ...] | None = None):
+    """zoo.pretrained.resolve_weights for registry model `name`: a WeightsSource (tag, path or URL;
+    fetched and verified when needed). zoo.pretrained receives the row and the family's PretrainedSpec."""
+    from zoo import pretrained
+
+    spec = get_spec(name)
+    return pretrained.resolve_weights(spec, weights, pretrained=family_module(spec).PRETRAINED,
+                                      include_top=include_top, input_shape=input_shape)
+
+
+def import_weights(path, *, arch: str, tag: str, force: bool = False) -> dict[str, Any]:
+    """`zoo weights import`: copy a weights file for registry model `arch` into the cache as ARCH.TAG."""
+    from zoo.pretrained.cache import import_weights as impl
+
+    spec = get_spec(arch)
+    return impl(path, spec=spec, pretrained=family_module(spec).PRETRAINED, tag=tag, force=force)
+
+
 def build(
     name: str,
     *,
@@ -172,14 +193,21 @@ def build(
     The weights choose the architecture options they need (e.g. Keras's ResNet v1 versus
     torchvision's v1.5); an explicit option that conflicts with them is an error. With
     `num_classes` different from the weights' classes the backbone is loaded and the head is new.
+    A task model (detector, segmenter, captioner) is composed here: its backbone is built first
+    (`backbone=NAME`, `backbone_weights=...`) and handed to the family's builder.
     """
-    spec = get_spec(name)
+    return _build(get_spec(name), weights=weights, num_classes=num_classes, input_shape=input_shape,
+                  include_top=include_top, include_preprocessing=include_preprocessing,
+                  classifier_activation=classifier_activation, **arch_options)
+
+
+def _build(spec: ModelSpec, *, weights, num_classes, input_shape, include_top, include_preprocessing,
+           classifier_activation, preprocessing=None, **arch_options: Any):
+    """build() for a row; `preprocessing` (a mode or dict) applies when no weights bring their own."""
     if weights is not None and str(weights).lower() == "none":
         weights = None
     source = None
     if weights is not None:
-        from zoo.pretrained import resolve_weights
-
         source = resolve_weights(spec.name, weights, include_top=include_top, input_shape=input_shape)
         for key, value in source.arch_options.items():
             if key in arch_options and arch_options[key] != value:
@@ -188,17 +216,18 @@ def build(
                     f"Drop `{key}` to use these weights, or pass other weights."
                 )
         arch_options = {**arch_options, **source.arch_options}
+        preprocessing = source.preprocessing
     family = family_module(spec)
-    model = family.build(
-        spec.variant,
+    kwargs = dict(
         num_classes=num_classes if num_classes is not None else (source.num_classes if source else spec.classes),
         input_shape=input_shape,
         include_top=include_top,
         include_preprocessing=include_preprocessing,
-        preprocessing=source.preprocessing if source else None,
+        preprocessing=preprocessing,
         classifier_activation=classifier_activation,
         **arch_options,
     )
+    model = family.build(spec.variant, **_backbone_parts(spec, family, kwargs), **kwargs)
     if source is not None:
         from zoo.pretrained import load_weights
 
@@ -209,13 +238,35 @@ def build(
     return model
 
 
+def _backbone_parts(spec: ModelSpec, family, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The backbone a task family asks for (its `backbone_request`, given the build's arguments),
+    built here as a feature model, so that zoo.models never builds another registry model."""
+    ask = getattr(family, "backbone_request", None)
+    request = ask(spec.variant, **kwargs) if ask is not None else None
+    if request is None:
+        return {}
+    parts = {"backbone_model": _build_backbone(
+        get_spec(request.name), weights=request.weights, input_shape=request.input_shape,
+        include_preprocessing=kwargs["include_preprocessing"], preprocessing=request.preprocessing)}
+    if request.classifier:
+        parts["backbone_classifier"] = build(request.name, weights=request.weights, classifier_activation=None)
+    return parts
+
+
 def build_backbone(name: str, *, weights: str | None = None, input_shape: tuple[int, ...] | None = None,
                    include_preprocessing: bool = True, **arch_options: Any):
     """A backbone whose outputs are a dict of named feature maps by stride ("s4".."s32", VGG also
     "pool3".."pool5"), for the detection, segmentation and captioning heads."""
-    spec = get_spec(name)
+    return _build_backbone(get_spec(name), weights=weights, input_shape=input_shape,
+                           include_preprocessing=include_preprocessing, **arch_options)
+
+
+def _build_backbone(spec: ModelSpec, *, weights, input_shape, include_preprocessing, preprocessing=None,
+                    **arch_options: Any):
     if spec.task != "classification":
-        raise UsageError(f"A backbone must be a classification model. Received: {name!r} ({spec.task}).")
-    model = build(name, weights=weights, input_shape=input_shape, include_top=False,
-                  include_preprocessing=include_preprocessing, **arch_options)
+        raise UsageError(f"A backbone must be a classification model. Received: {spec.name!r} ({spec.task}). "
+                         f"Use e.g. 'resnet18' or 'vgg16'.")
+    model = _build(spec, weights=weights, num_classes=None, input_shape=input_shape, include_top=False,
+                   include_preprocessing=include_preprocessing, classifier_activation="softmax",
+                   preprocessing=preprocessing, **arch_options)
     return family_module(spec).feature_model(model)

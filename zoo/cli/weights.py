@@ -87,7 +87,7 @@ def verify_cmd(delete):
 @click.option("--force", is_flag=True, help="Replace an earlier import with the same tag.")
 def import_cmd(path, arch, tag, force):
     """Copy a weights file into the cache and register it as ARCH.TAG (works offline afterwards)."""
-    from zoo.pretrained.cache import import_weights
+    from zoo.registry import import_weights
 
     row = import_weights(path, arch=arch, tag=tag, force=force)
     click.echo(f"{row['key']}: {row['format']}, {row['classes']} classes, sha256 {row['sha256']} -> {row['file']}")

@@ -1,12 +1,18 @@
 """Architectures only: one file per family, Keras-style builders with the keras.applications
 signature plus `include_preprocessing`. Nothing here imports the rest of zoo except zoo.errors.
 
+A family module holds its blocks, its builder `build(variant, ...)`, `feature_model(model)`, its
+VARIANTS table and PRETRAINED (zoo.models.spec.PretrainedSpec: how zoo.pretrained reads weights
+made for it); a task model built on a backbone also has `backbone_request`. Adding a family is
+that file plus one row in zoo/registry.py (and a line below for its Keras-style function names).
+
 `from zoo.models import ResNet50` resolves lazily so `import zoo.models` stays light.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 # Keras-style builder name -> family module (each module defines the function).
 _BUILDERS = {
@@ -22,7 +28,8 @@ _BUILDERS = {
     "ShowAndTell": "show_and_tell",
 }
 
-FAMILIES = ("lenet", "alexnet", "vgg", "googlenet", "resnet", "densenet", "yolo_lite", "fcn", "show_and_tell")
+# Every module of this package but the shared ones is a family.
+FAMILIES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in ("common", "spec")))
 
 
 def __getattr__(name: str):
@@ -36,11 +43,5 @@ def custom_objects() -> dict:
     """Every custom Keras class of every family (each module may define CUSTOM_OBJECTS)."""
     objects: dict = {}
     for family in FAMILIES + ("common",):
-        try:
-            module = importlib.import_module(f"zoo.models.{family}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"zoo.models.{family}":
-                raise
-            continue
-        objects.update(getattr(module, "CUSTOM_OBJECTS", {}))
+        objects.update(getattr(importlib.import_module(f"zoo.models.{family}"), "CUSTOM_OBJECTS", {}))
     return objects

@@ -19,6 +19,7 @@ import keras
 from keras import layers
 
 from zoo.models import common
+from zoo.models.spec import PretrainedSpec
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ def build(variant: str = "alexnet", *, num_classes: int | None = 1000, input_sha
 def feature_model(model: keras.Model) -> keras.Model:
     """{"s4", "s8", "s16", "s32"} of an AlexNet built by zoo."""
     return common.feature_model(model, FEATURES)
+
+
+PRETRAINED = PretrainedSpec(file_defaults={"torch": ("torch", {})}, torch_mapper=common.torch_sequential_names)
 
 
 def AlexNet(include_top: bool = True, weights=None, input_tensor=None, input_shape=None, pooling=None,

@@ -223,19 +223,19 @@ def keras_style(arch: str, *, weights, input_tensor, build: Callable[..., Any], 
     """Shared body of the keras.applications-style functions (ResNet50(...), VGG16(...), ...).
 
     `weights` None builds the bare architecture; a tag or a path goes through zoo.build, which
-    resolves, verifies and loads it (imported lazily so the models package stays self-contained).
+    resolves, verifies and loads it (reached through zoo.models.spec, installed by `import zoo`).
     """
     if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
         return build(input_tensor=input_tensor, **kwargs)
     if input_tensor is not None:
         raise UsageError(f"`input_tensor` cannot be combined with weights={weights!r}. "
                          f"Build with input_shape=... instead, or load weights with zoo.build.")
-    from zoo.registry import build as zoo_build
+    from zoo.models.spec import registry_build
 
     variant_kwargs = dict(kwargs)
     variant_kwargs.pop("variant", None)
     num_classes = variant_kwargs.pop("num_classes")
-    return zoo_build(arch, weights=weights, num_classes=num_classes, **variant_kwargs)
+    return registry_build(arch, weights=weights, num_classes=num_classes, **variant_kwargs)
 
 
 def keras_style_function(build: Callable[..., Any], variant: str, fn_name: str, *, paper: str, note: str = ""):
@@ -272,3 +272,35 @@ def make_options(cls, options: dict[str, Any], *, arch: str, base=None):
             choices = ", ".join(repr(v) for v in typing.get_args(hints[key]))
             raise UsageError(f"`{key}` of {arch} must be one of {choices}. Received: {key}={value!r}.")
     return dataclasses.replace(base, **options)
+
+
+def torch_sequential_names(modules: list[str], state, model) -> dict[str, str]:
+    """A TorchMapper for torchvision's VGG and AlexNet: `features.N` and `classifier.N` are numbered
+    Sequentials, so their convolutions, batch norms and linears map in order onto the model's
+    layers of each kind."""
+    import re
+
+    by_kind: dict[str, list[str]] = {"Conv2D": [], "BatchNormalization": [], "Dense": []}
+    for layer in model.layers:
+        if type(layer).__name__ in by_kind and layer.weights:
+            by_kind[type(layer).__name__].append(layer.name)
+
+    def index(m: str) -> tuple[int, int]:
+        head, num = m.split(".")
+        return (0 if head == "features" else 1, int(num))
+
+    seq = sorted((m for m in modules if re.fullmatch(r"(features|classifier)\.\d+", m)), key=index)
+    counters = {kind: 0 for kind in by_kind}
+    names = {}
+    for m in seq:
+        if f"{m}.running_mean" in state:
+            kind = "BatchNormalization"
+        elif state[f"{m}.weight"].ndim == 4:
+            kind = "Conv2D"
+        else:
+            kind = "Dense"
+        i = counters[kind]
+        counters[kind] += 1
+        if i < len(by_kind[kind]):
+            names[m] = by_kind[kind][i]
+    return names

@@ -10,12 +10,14 @@ of dense blocks 1-3, inside the transitions), s32 = relu (after the final BN).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import keras
 from keras import layers
 
 from zoo.models import common
+from zoo.models.spec import PretrainedSpec, per_module
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,39 @@ def feature_model(model: keras.Model) -> keras.Model:
     """{"s4", "s8", "s16", "s32"} of a DenseNet built by zoo."""
     return common.feature_model(model, FEATURES)
 
+
+def torch_layer_name(module: str) -> str | None:
+    """torchvision's module path -> the keras.applications layer name zoo uses."""
+    fixed = {"features.conv0": "conv1_conv", "features.norm0": "conv1_bn", "features.norm5": "bn",
+             "classifier": "predictions"}
+    if module in fixed:
+        return fixed[module]
+    m = re.fullmatch(r"features\.denseblock(\d)\.denselayer(\d+)\.(norm|conv)([12])", module)
+    if m:
+        block, layer, kind, k = m.groups()
+        name = f"conv{int(block) + 1}_block{int(layer)}"
+        return f"{name}_{int(k) - 1}_bn" if kind == "norm" else f"{name}_{k}_conv"
+    m = re.fullmatch(r"features\.transition(\d)\.(norm|conv)", module)
+    if m:
+        block, kind = m.groups()
+        return f"pool{int(block) + 1}_{'bn' if kind == 'norm' else 'conv'}"
+    return None
+
+
+_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
+def torch_fixups(state: dict) -> dict:
+    """torchvision's original DenseNet checkpoints say "norm.1" where the modules say "norm1"."""
+    return {_OLD_KEY.sub(r"\1\2", key): value for key, value in state.items()}
+
+
+# keras.applications files expect torch-normalised input; torchvision's BN epsilon is 1e-5.
+PRETRAINED = PretrainedSpec(
+    file_defaults={"keras": ("torch", {}), "torch": ("torch", {"epsilon": 1e-5})},
+    torch_mapper=per_module(torch_layer_name),
+    torch_fixups=torch_fixups,
+)
 
 _PAPER = "Huang et al. 2016"
 DenseNet121 = common.keras_style_function(build, "densenet121", "DenseNet121", paper=_PAPER)

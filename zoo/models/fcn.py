@@ -20,7 +20,8 @@ Semantic Segmentation, arXiv 1411.4038).
 
 Any zoo backbone with named feature maps can replace VGG16 (`backbone="resnet18"`): VGG's
 pool3/pool4/pool5, otherwise s8/s16/s32; on those the dense head is narrower by default
-(`head_channels`, `head_kernel`), which is what makes CPU training practical.
+(`head_channels`, `head_kernel`), which is what makes CPU training practical. zoo.registry builds
+the backbone (`backbone_request`) and passes its feature model to `build`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from keras import layers
 
 from zoo.errors import UsageError
 from zoo.models import common
+from zoo.models.spec import BackboneRequest, PretrainedSpec, registry_build
 
 MULTIPLE = 32  # the coarsest stride: inputs are padded to a multiple of it
 
@@ -190,27 +192,17 @@ def _check_input_shape(input_shape: Any) -> tuple:
     return shape
 
 
-def _backbone(opts: FCNOptions, shape: tuple, *, include_preprocessing: bool, preprocessing):
-    """The backbone's feature model (with its own preprocessing layer) for the padded input."""
-    from zoo import registry  # lazily: zoo.models imports nothing of the rest at import time
-
-    spec = registry.get_spec(opts.backbone)
-    if spec.task != "classification":
-        raise UsageError(f"`backbone` must be a classification model of the registry. "
-                         f"Received: backbone={opts.backbone!r} ({spec.task}). Use e.g. 'vgg16' or 'resnet18'.")
+def _padded_shapes(shape: tuple) -> tuple[tuple, tuple]:
+    """(padded, fixed): the backbone's input after padding to a multiple of 32, and a concrete size
+    to build it at (zoo's classifiers need one; an unknown side becomes 64) before re-wiring."""
     padded = PadToMultiple(MULTIPLE).compute_output_shape((None, *shape))[1:]
-    # Backbones are built at a fixed size (zoo's classifiers require one), then re-wired below.
     fixed = tuple(64 if d is None else d for d in padded[:2]) + (padded[2],)
-    if opts.backbone_weights is not None:
-        # The backbone weights bring their own preprocessing.
-        features = registry.build_backbone(spec.name, weights=opts.backbone_weights, input_shape=fixed,
-                                           include_preprocessing=include_preprocessing)
-    else:
-        family = registry.family_module(spec)
-        base = family.build(spec.variant, num_classes=None, input_shape=fixed, include_top=False,
-                            include_preprocessing=include_preprocessing, preprocessing=preprocessing, **spec.options)
-        features = family.feature_model(base)
-    if fixed == padded:  # one input, not a list of one: the structure Keras expects when called
+    return padded, fixed
+
+
+def _rewire(features, padded: tuple):
+    """The backbone's feature model on the FCN's padded input (one input, not a list of one)."""
+    if tuple(features.inputs[0].shape[1:]) == tuple(padded):
         return keras.Model(features.inputs[0], features.output, name=features.name)
     # A fully convolutional backbone takes any size: the same layers on an input of unknown H/W.
     inp = keras.Input(shape=padded, name="input")
@@ -218,6 +210,48 @@ def _backbone(opts: FCNOptions, shape: tuple, *, include_preprocessing: bool, pr
     variable = keras.Model(inp, clone.output, name=features.name)
     variable.set_weights(features.get_weights())
     return variable
+
+
+def _paper_head(opts: FCNOptions) -> bool:
+    """The paper's fc6/fc7 (4096 channels, 7x7), which VGG's classifier can initialise."""
+    return opts.head_channels in (None, 4096) and opts.head_kernel in (None, 7)
+
+
+def _check(variant: str, *, num_classes, input_shape, include_top: bool, classifier_activation,
+           options: dict[str, Any]) -> tuple[FCNOptions, int, tuple]:
+    """(options, classes, input shape) of a build, every argument checked."""
+    if variant not in VARIANTS:
+        raise UsageError(f"FCN variant must be one of {', '.join(VARIANTS)}. Received: variant={variant!r}.")
+    opts = common.make_options(FCNOptions, options, arch=variant, base=VARIANTS[variant])
+    if not include_top:
+        raise UsageError(f"{variant} is a dense-prediction model and has no classifier to drop. Received: "
+                         f"include_top=False. For feature maps use zoo.build_backbone({opts.backbone!r}).")
+    num_classes = common.check_classes(num_classes, include_top=True)
+    common.check_activation(classifier_activation)
+    shape = _check_input_shape(input_shape)
+    if opts.head_channels is not None and opts.head_channels < 1 or opts.head_kernel is not None and opts.head_kernel < 1:
+        raise UsageError(f"`head_channels` and `head_kernel` must be positive integers or None. Received: "
+                         f"head_channels={opts.head_channels!r}, head_kernel={opts.head_kernel!r}.")
+    if not 0 <= opts.dropout < 1:
+        raise UsageError(f"`dropout` must be in [0, 1). Received: dropout={opts.dropout!r}.")
+    return opts, num_classes, shape
+
+
+def backbone_request(variant: str = "fcn8s", *, num_classes: int | None = DEFAULT_CLASSES, input_shape=None,
+                     include_top: bool = True, include_preprocessing: bool = True, preprocessing=None,
+                     classifier_activation="softmax", input_tensor=None, **options) -> BackboneRequest:
+    """The backbone zoo.registry builds for `build` (same arguments).
+
+    Without `backbone_weights` the backbone takes the FCN's `preprocessing`; with them, theirs.
+    With VGG weights and the paper's head, its classifier is built too, for fc6/fc7.
+    """
+    opts, _, shape = _check(variant, num_classes=num_classes, input_shape=input_shape, include_top=include_top,
+                            classifier_activation=classifier_activation, options=options)
+    _, fixed = _padded_shapes(shape)
+    weights = opts.backbone_weights
+    vgg = opts.backbone.strip().lower().startswith("vgg")
+    return BackboneRequest(opts.backbone, weights, fixed, preprocessing=preprocessing if weights is None else None,
+                           classifier=weights is not None and vgg and _paper_head(opts))
 
 
 def _feature(feats: dict, names: tuple[str, str], backbone: str):
@@ -241,27 +275,23 @@ def _score(x, num_classes: int, *, name: str):
 
 def build(variant: str = "fcn8s", *, num_classes: int | None = DEFAULT_CLASSES, input_shape=None,
           include_top: bool = True, include_preprocessing: bool = True, preprocessing=None,
-          classifier_activation="softmax", input_tensor=None, **options) -> keras.Model:
+          classifier_activation="softmax", input_tensor=None, backbone_model=None, backbone_classifier=None,
+          **options) -> keras.Model:
     """FCN-32s/16s/8s. Input: pixels in [0, 255] with include_preprocessing; output (H, W, classes) per pixel.
 
     Paper: Long, Shelhamer & Darrell 2015, Fully Convolutional Networks for Semantic Segmentation.
+    `backbone_model` is the feature model of `backbone` and `backbone_classifier` its classifier (for
+    fc6/fc7), both built by zoo.registry as `backbone_request` asks.
     """
-    if variant not in VARIANTS:
-        raise UsageError(f"FCN variant must be one of {', '.join(VARIANTS)}. Received: variant={variant!r}.")
-    opts = common.make_options(FCNOptions, options, arch=variant, base=VARIANTS[variant])
-    if not include_top:
-        raise UsageError(f"{variant} is a dense-prediction model and has no classifier to drop. Received: "
-                         f"include_top=False. For feature maps use zoo.build_backbone({opts.backbone!r}).")
-    num_classes = common.check_classes(num_classes, include_top=True)
-    common.check_activation(classifier_activation)
-    shape = _check_input_shape(input_shape)
-    if opts.head_channels is not None and opts.head_channels < 1 or opts.head_kernel is not None and opts.head_kernel < 1:
-        raise UsageError(f"`head_channels` and `head_kernel` must be positive integers or None. Received: "
-                         f"head_channels={opts.head_channels!r}, head_kernel={opts.head_kernel!r}.")
-    if not 0 <= opts.dropout < 1:
-        raise UsageError(f"`dropout` must be in [0, 1). Received: dropout={opts.dropout!r}.")
-
-    backbone = _backbone(opts, shape, include_preprocessing=include_preprocessing, preprocessing=preprocessing)
+    opts, num_classes, shape = _check(variant, num_classes=num_classes, input_shape=input_shape,
+                                      include_top=include_top, classifier_activation=classifier_activation,
+                                      options=options)
+    if backbone_model is None:
+        raise UsageError(f"{variant} needs the feature model of its backbone {opts.backbone!r} (backbone_model=...). "
+                         f"Build it with zoo.build({variant!r}) or zoo.models.{variant.upper()[:-1]}s(), which "
+                         f"compose the two.")
+    padded, _ = _padded_shapes(shape)
+    backbone = _rewire(backbone_model, padded)
     if input_tensor is not None and keras.backend.is_keras_tensor(input_tensor):
         inputs = input_tensor
     else:
@@ -294,22 +324,24 @@ def build(variant: str = "fcn8s", *, num_classes: int | None = DEFAULT_CLASSES, 
     if classifier_activation is not None:
         x = layers.Activation(classifier_activation, dtype=dtype, name="predictions")(x)
     model = keras.Model(inputs, x, name=variant)
-    if opts.backbone_weights is not None and vgg and (width, kernel) == (4096, 7):
-        from zoo import registry
-
+    if backbone_classifier is not None and vgg and (width, kernel) == (4096, 7):
         # Paper: fc6/fc7 start from the classifier's fc1/fc2 (the weights file must hold the top).
-        classifier = registry.build(opts.backbone, weights=opts.backbone_weights, classifier_activation=None)
-        load_vgg_classifier(model, classifier)
-        del classifier
+        load_vgg_classifier(model, backbone_classifier)
     return model
+
+
+# FCN weights are zoo's own files; the backbone's weights load through the backbone's family.
+PRETRAINED = PretrainedSpec()
 
 
 def _keras_style(variant: str, *, weights, input_tensor, input_shape, classes, classifier_activation,
                  include_preprocessing, include_top, options) -> keras.Model:
-    return common.keras_style(variant, weights=weights, input_tensor=input_tensor, build=build, variant=variant,
-                              include_top=include_top, input_shape=input_shape, num_classes=classes,
-                              classifier_activation=classifier_activation,
-                              include_preprocessing=include_preprocessing, **options)
+    # Always through zoo.build: the registry builds the backbone the FCN stands on.
+    if input_tensor is not None:
+        options = {**options, "input_tensor": input_tensor}
+    return registry_build(variant, weights=weights, num_classes=classes, input_shape=input_shape,
+                          include_top=include_top, classifier_activation=classifier_activation,
+                          include_preprocessing=include_preprocessing, **options)
 
 
 def FCN32s(include_top: bool = True, weights=None, input_tensor=None, input_shape=None, classes: int = DEFAULT_CLASSES,

@@ -22,6 +22,7 @@ import keras
 from keras import layers
 
 from zoo.models import common
+from zoo.models.spec import PretrainedSpec, per_module
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,14 @@ def build(variant: str = "googlenet", *, num_classes: int | None = 1000, input_s
 def feature_model(model: keras.Model) -> keras.Model:
     """{"s4", "s8", "s16", "s32"} of a GoogLeNet built by zoo."""
     return common.feature_model(model, FEATURES)
+
+
+def torch_layer_name(module: str) -> str:
+    """Layers are named by torchvision's module paths ("." -> "_"); the classifier is "predictions"."""
+    return "predictions" if module == "fc" else module.replace(".", "_")
+
+
+PRETRAINED = PretrainedSpec(file_defaults={"torch": ("torch", {})}, torch_mapper=per_module(torch_layer_name))
 
 
 def GoogLeNet(include_top: bool = True, weights=None, input_tensor=None, input_shape=None, pooling=None,

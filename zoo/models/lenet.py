@@ -19,6 +19,7 @@ import keras
 from keras import layers
 
 from zoo.models import common
+from zoo.models.spec import PretrainedSpec
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ def build(variant: str = "lenet5", *, num_classes: int | None = 10, input_shape=
 def feature_model(model: keras.Model) -> keras.Model:
     """{"s2": pool1, "s4": pool2} of a LeNet-5 built by zoo."""
     return common.feature_model(model, FEATURES)
+
+
+PRETRAINED = PretrainedSpec()  # zoo's own .weights.h5 (the shipped fashion_mnist weights) only
 
 
 def LeNet5(include_top: bool = True, weights=None, input_tensor=None, input_shape=None, pooling=None,

@@ -13,6 +13,7 @@ the conv2..conv5 stages.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,6 +21,7 @@ import keras
 from keras import layers
 
 from zoo.models import common
+from zoo.models.spec import PretrainedSpec, per_module
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,38 @@ def feature_model(model: keras.Model) -> keras.Model:
             last[f"s{2 ** stage}"] = outs[-1]
     return common.feature_model(model, last or {"s4": "conv2_block1_out"})
 
+
+def torch_layer_name(module: str) -> str | None:
+    """torchvision's module path -> the keras.applications layer name zoo uses."""
+    if module in ("conv1", "bn1"):
+        return "conv1_conv" if module == "conv1" else "conv1_bn"
+    if module == "fc":
+        return "predictions"
+    m = re.fullmatch(r"layer(\d)\.(\d+)\.(conv|bn)(\d)", module)
+    if m:
+        stage, block, kind, k = m.groups()
+        return f"conv{int(stage) + 1}_block{int(block) + 1}_{k}_{kind}"
+    m = re.fullmatch(r"layer(\d)\.(\d+)\.downsample\.([01])", module)
+    if m:
+        stage, block, idx = m.groups()
+        return f"conv{int(stage) + 1}_block{int(block) + 1}_0_{'conv' if idx == '0' else 'bn'}"
+    return None
+
+
+def implied_style(tensors) -> dict[str, str]:
+    """A zoo .weights.h5 whose convolutions mostly carry a bias is Keras's v1, otherwise torchvision's."""
+    convs = [key for key in tensors if re.fullmatch(r"conv2d(_\d+)?", key)]
+    if not convs:
+        return {}
+    with_bias = sum(len(tensors[key]) == 2 for key in convs)
+    return {"style": "keras" if with_bias > len(convs) // 2 else "torchvision"}
+
+
+PRETRAINED = PretrainedSpec(
+    file_defaults={"keras": ("caffe", {"style": "keras"}), "torch": ("torch", {"style": "torchvision"})},
+    torch_mapper=per_module(torch_layer_name),
+    recognise=implied_style,
+)
 
 _PAPER = "He et al. 2015"
 _NOTE = " Options: style='torchvision'|'keras'."

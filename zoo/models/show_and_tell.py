@@ -12,7 +12,9 @@ The model is two nested sub-models so training and decoding can use them apart:
     full     [image, tokens] -> logits       (what model.keras holds)
 `encoder_model(model)` (image -> initial LSTM state) and `step_model(model)` ([token, h, c] ->
 [log-probabilities, h, c]) rebuild the decoding graph from any built or loaded model's layers.
-Token id 0 is padding (left out of the loss), the vocabulary is zoo.tasks.captioning_text's.
+Token id 0 is padding (left out of the loss); the captioning task builds the vocabulary.
+The encoder's backbone is any zoo classification model: zoo.registry builds it (`backbone_request`)
+and passes its feature model to `build`; "tiny" is built here.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, Literal
 import keras
 
 from zoo.errors import UsageError
+from zoo.models.spec import BackboneRequest, PretrainedSpec, registry_build
 
 PAPER = "Vinyals et al. 2015, Show and Tell: A Neural Image Caption Generator (arXiv 1411.4555)"
 TINY = "tiny"  # a small conv encoder of this module, for tests and synthetic data
@@ -94,23 +97,27 @@ def _tiny_backbone(input_shape, *, width: int, include_preprocessing: bool):
     return keras.Model(image, outputs, name="tiny_backbone")
 
 
-def _backbone(config: ShowAndTellConfig, input_shape, include_preprocessing: bool, preprocessing):
+def _backbone(config: ShowAndTellConfig, input_shape, include_preprocessing: bool, backbone_model):
     if config.backbone == TINY:
         return _tiny_backbone(input_shape, width=config.tiny_width, include_preprocessing=include_preprocessing)
-    from zoo.registry import build_backbone  # lazy: zoo.models imports nothing of the rest at import time
-
-    # The backbone carries the preprocessing of its weights (or its family's default).
-    del preprocessing
-    return build_backbone(config.backbone, weights=config.backbone_weights, input_shape=tuple(input_shape),
-                          include_preprocessing=include_preprocessing)
+    if backbone_model is None:
+        raise UsageError(f"show_and_tell with backbone={config.backbone!r} needs that backbone's feature model "
+                         f"(backbone_model=...). Build it with zoo.build('show_and_tell', backbone={config.backbone!r}) "
+                         f"or zoo.models.ShowAndTell(), which compose the two.")
+    return backbone_model
 
 
 def build_encoder(config: ShowAndTellConfig, *, input_shape, include_preprocessing: bool = True,
-                  preprocessing=None):
-    """image [0, 255] -> pooled features of the chosen feature map (a model named "encoder")."""
+                  preprocessing=None, backbone_model=None):
+    """image [0, 255] -> pooled features of the chosen feature map (a model named "encoder").
+
+    `backbone_model`: the feature model of `config.backbone` (unless "tiny"), which carries the
+    preprocessing of its weights (or its family's default), so `preprocessing` is not used.
+    """
     from keras import layers
 
-    backbone = _backbone(config, input_shape, include_preprocessing, preprocessing)
+    del preprocessing
+    backbone = _backbone(config, input_shape, include_preprocessing, backbone_model)
     if config.feature not in backbone.output:
         raise UsageError(f"Backbone {config.backbone!r} has no feature map {config.feature!r}; it has "
                          f"{', '.join(sorted(backbone.output))}. Pass one of those as `feature`.")
@@ -145,19 +152,27 @@ def build_decoder(config: ShowAndTellConfig, *, feature_dim: int, caption_length
     return keras.Model([features, tokens], logits, name="decoder")
 
 
-def build_from_config(config: ShowAndTellConfig, *, input_shape=(224, 224, 3), include_preprocessing: bool = True,
-                      preprocessing=None, caption_length: int | None = None, name: str = "show_and_tell"):
-    """The full captioner [image, tokens] -> logits, holding the "encoder" and "decoder" sub-models.
-
-    caption_length fixes the token input's length (None: any length); a fixed length gives the
-    static shapes zoo.macs.count_macs needs.
-    """
-    _check(config)
+def _check_input_shape(input_shape) -> tuple[int, int, int]:
     input_shape = tuple(int(d) for d in input_shape)
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise UsageError(f"`input_shape` must be (height, width, channels). Received: input_shape={input_shape!r}.")
+    return input_shape
+
+
+def build_from_config(config: ShowAndTellConfig, *, input_shape=(224, 224, 3), include_preprocessing: bool = True,
+                      preprocessing=None, caption_length: int | None = None, name: str = "show_and_tell",
+                      backbone_model=None):
+    """The full captioner [image, tokens] -> logits, holding the "encoder" and "decoder" sub-models.
+
+    caption_length fixes the token input's length (None: any length); a fixed length gives the
+    static shapes zoo.macs.count_macs needs. `backbone_model` is the feature model of
+    `config.backbone` at `input_shape` (not needed for "tiny"); zoo.build("show_and_tell", ...)
+    builds it.
+    """
+    _check(config)
+    input_shape = _check_input_shape(input_shape)
     encoder = build_encoder(config, input_shape=input_shape, include_preprocessing=include_preprocessing,
-                            preprocessing=preprocessing)
+                            preprocessing=preprocessing, backbone_model=backbone_model)
     decoder = build_decoder(config, feature_dim=int(encoder.output.shape[-1]), caption_length=caption_length)
     image = keras.Input(input_shape, name="image")
     tokens = keras.Input((caption_length,), dtype="int32", name="tokens")
@@ -165,19 +180,41 @@ def build_from_config(config: ShowAndTellConfig, *, input_shape=(224, 224, 3), i
     return keras.Model([image, tokens], logits, name=name)
 
 
+def _build_config(variant: str, num_classes: int | None, options: dict[str, Any]) -> ShowAndTellConfig:
+    if num_classes:
+        options = {"vocab_size": int(num_classes), **options}
+    return make_config(variant, **options)
+
+
+def backbone_request(variant: str = "show_and_tell", *, num_classes: int | None = None, input_shape=None,
+                     include_top: bool = True, include_preprocessing: bool = True, preprocessing=None,
+                     classifier_activation: str | None = None, caption_length: int | None = None,
+                     **options: Any) -> BackboneRequest | None:
+    """The backbone zoo.registry builds for `build` (same arguments); None for the "tiny" encoder."""
+    config = _build_config(variant, num_classes, options)
+    if config.backbone == TINY:
+        return None
+    return BackboneRequest(config.backbone, config.backbone_weights, _check_input_shape(input_shape or (224, 224, 3)))
+
+
 def build(variant: str = "show_and_tell", *, num_classes: int | None = None, input_shape=None,
           include_top: bool = True, include_preprocessing: bool = True, preprocessing=None,
-          classifier_activation: str | None = None, caption_length: int | None = None, **options: Any):
+          classifier_activation: str | None = None, caption_length: int | None = None, backbone_model=None,
+          **options: Any):
     """The registry entry point. `num_classes` > 0 is the vocabulary size (the softmax's classes).
 
     `include_top` and `classifier_activation` do not apply: the model's output is per-step logits.
+    `backbone_model` is the feature model zoo.registry built for `backbone` (see `backbone_request`).
     """
     del include_top, classifier_activation
-    if num_classes:
-        options.setdefault("vocab_size", int(num_classes))
-    config = make_config(variant, **options)
+    config = _build_config(variant, num_classes, options)
     return build_from_config(config, input_shape=input_shape or (224, 224, 3), caption_length=caption_length,
-                             include_preprocessing=include_preprocessing, preprocessing=preprocessing)
+                             include_preprocessing=include_preprocessing, preprocessing=preprocessing,
+                             backbone_model=backbone_model)
+
+
+# The captioner is trained by `zoo finetune`; its backbone's weights load through the backbone's family.
+PRETRAINED = PretrainedSpec()
 
 
 def ShowAndTell(*, weights: str | None = "imagenet", backbone: str = "resnet50", vocab_size: int = 10_000,
@@ -193,8 +230,9 @@ def ShowAndTell(*, weights: str | None = "imagenet", backbone: str = "resnet50",
     Returns:
         keras.Model [image, tokens] -> logits (batch, steps, vocab_size).
     """
-    config = make_config("show_and_tell", backbone=backbone, backbone_weights=weights, vocab_size=vocab_size, **options)
-    return build_from_config(config, input_shape=input_shape, include_preprocessing=include_preprocessing)
+    # Through zoo.build, which builds the backbone the captioner stands on.
+    return registry_build("show_and_tell", input_shape=input_shape, include_preprocessing=include_preprocessing,
+                          backbone=backbone, backbone_weights=weights, vocab_size=vocab_size, **options)
 
 
 def encoder_model(model):

@@ -19,6 +19,7 @@ import keras
 from keras import layers
 
 from zoo.models import common
+from zoo.models.spec import PretrainedSpec
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ def feature_model(model: keras.Model) -> keras.Model:
     """{"s4", "s8", "s16", "s32", "pool3", "pool4", "pool5"} of a VGG built by zoo."""
     return common.feature_model(model, FEATURES)
 
+
+PRETRAINED = PretrainedSpec(file_defaults={"keras": ("caffe", {}), "torch": ("torch", {})},
+                            torch_mapper=common.torch_sequential_names)
 
 _PAPER = "Simonyan & Zisserman 2014"
 VGG11 = common.keras_style_function(build, "vgg11", "VGG11", paper=_PAPER)

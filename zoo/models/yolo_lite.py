@@ -6,10 +6,11 @@
 
 The output is the raw YOLOv2 head, (grid, grid, anchors * (5 + classes)), each anchor's slice
 being (tx, ty, tw, th, objectness, class logits...). Decoding, anchors and the loss live in
-zoo/tasks/detection_*.py; the model itself is architecture only.
+the detection task (zoo.tasks); the model itself is architecture only.
 
 `backbone="resnet18"` (any zoo classification model) replaces the YOLO-LITE trunk by that
-backbone's stride-32 feature map ("s32") followed by the same 3x3x256 convolution and head.
+backbone's stride-32 feature map ("s32") followed by the same 3x3x256 convolution and head;
+zoo.registry builds the backbone (`backbone_request`) and passes its feature model to `build`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from zoo.errors import UsageError
+from zoo.models.spec import BackboneRequest, PretrainedSpec, registry_build
 
 # YOLOv2's VOC anchors (darknet yolo-voc.cfg, in 13x13 grid units) as fractions of the input
 # size, so they hold at any input size. Training on user data replaces them by k-means anchors.
@@ -71,19 +73,23 @@ def conv_block(x, filters: int, *, kernel: int = 3, batch_norm: bool, name: str)
 
 
 def yolo_lite(opts: YOLOLiteOptions, *, include_top: bool = True, include_preprocessing: bool = True,
-              preprocessing: dict[str, Any] | None = None, name: str = "yolo_lite"):
-    """Build YOLO-LITE from options (see the module docstring)."""
+              preprocessing: dict[str, Any] | None = None, backbone_model=None, name: str = "yolo_lite"):
+    """Build YOLO-LITE from options (see the module docstring).
+
+    `backbone_model`: with `opts.backbone`, that backbone's feature model at (input_size, input_size, 3)
+    (zoo.registry builds it; see `backbone_request`), whose "s32" map replaces the trunk.
+    """
     import keras
 
     opts = _check(opts)
     size = opts.input_size
     if opts.backbone is not None:
-        from zoo.registry import build_backbone  # lazy: models/ does not import the rest of zoo
-
-        trunk = build_backbone(opts.backbone, weights=opts.backbone_weights, input_shape=(size, size, 3),
-                               include_preprocessing=include_preprocessing)
-        inputs = trunk.inputs[0]
-        x = trunk(inputs)["s32"]
+        if backbone_model is None:
+            raise UsageError(f"yolo_lite with backbone={opts.backbone!r} needs that backbone's feature model "
+                             f"(backbone_model=...). Build it with zoo.build('yolo_lite', backbone={opts.backbone!r}), "
+                             f"which composes the two.")
+        inputs = backbone_model.inputs[0]
+        x = backbone_model(inputs)["s32"]
         x = conv_block(x, opts.filters[-1], batch_norm=opts.batch_norm, name="head1")
     else:
         from zoo.models.common import model_input
@@ -104,16 +110,11 @@ def yolo_lite(opts: YOLOLiteOptions, *, include_top: bool = True, include_prepro
     return keras.Model(inputs, x, name=name)
 
 
-def build(variant: str, *, num_classes: int | None = None, input_shape: tuple[int, ...] | None = None,
-          include_top: bool = True, include_preprocessing: bool = True, preprocessing: dict[str, Any] | None = None,
-          classifier_activation: str | None = None, **options: Any):
-    """The family contract used by zoo.build: a VARIANTS row updated by the arguments and `options`.
-
-    `classifier_activation` is ignored: the head outputs raw YOLOv2 logits, decoded by zoo.tasks.detection.
-    """
+def make_options(variant: str, *, num_classes: int | None = None, input_shape: tuple[int, ...] | None = None,
+                 **options: Any) -> YOLOLiteOptions:
+    """The VARIANTS row updated by the build arguments and `options`, checked."""
     if variant not in VARIANTS:
         raise UsageError(f"Unknown yolo_lite variant {variant!r}; known: {', '.join(VARIANTS)}.")
-    opts = VARIANTS[variant]
     fields = set(YOLOLiteOptions.__dataclass_fields__)
     unknown = sorted(set(options) - fields)
     if unknown:
@@ -126,8 +127,34 @@ def build(variant: str, *, num_classes: int | None = None, input_shape: tuple[in
         options.setdefault("input_size", shape[0])
     if num_classes is not None:
         options.setdefault("classes", num_classes)
-    return yolo_lite(replace(opts, **options), include_top=include_top,
-                     include_preprocessing=include_preprocessing, preprocessing=preprocessing, name=variant)
+    return _check(replace(VARIANTS[variant], **options))
+
+
+def backbone_request(variant: str, *, num_classes: int | None = None, input_shape: tuple[int, ...] | None = None,
+                     include_top: bool = True, include_preprocessing: bool = True, preprocessing=None,
+                     classifier_activation: str | None = None, **options: Any) -> BackboneRequest | None:
+    """The backbone zoo.registry builds for `build` (same arguments): `backbone` at the input size, or None."""
+    opts = make_options(variant, num_classes=num_classes, input_shape=input_shape, **options)
+    if opts.backbone is None:
+        return None
+    return BackboneRequest(opts.backbone, opts.backbone_weights, (opts.input_size, opts.input_size, 3))
+
+
+def build(variant: str, *, num_classes: int | None = None, input_shape: tuple[int, ...] | None = None,
+          include_top: bool = True, include_preprocessing: bool = True, preprocessing: dict[str, Any] | None = None,
+          classifier_activation: str | None = None, backbone_model=None, **options: Any):
+    """The family contract used by zoo.build: a VARIANTS row updated by the arguments and `options`.
+
+    `classifier_activation` is ignored: the head outputs raw YOLOv2 logits, decoded by zoo.tasks.detection.
+    `backbone_model` is the feature model of `backbone` that zoo.registry built (see `backbone_request`).
+    """
+    opts = make_options(variant, num_classes=num_classes, input_shape=input_shape, **options)
+    return yolo_lite(opts, include_top=include_top, include_preprocessing=include_preprocessing,
+                     preprocessing=preprocessing, backbone_model=backbone_model, name=variant)
+
+
+# Trained from scratch or on a backbone: zoo's own .weights.h5 files only.
+PRETRAINED = PretrainedSpec()
 
 
 def YOLOLite(*, include_top: bool = True, weights: str | None = None, input_shape: tuple[int, ...] | None = None,
@@ -146,11 +173,9 @@ def YOLOLite(*, include_top: bool = True, weights: str | None = None, input_shap
     Returns:
         A keras.Model whose output is (S/32, S/32, len(anchors) * (5 + classes)) raw logits.
     """
-    from zoo.registry import build as zoo_build
-
-    return zoo_build("yolo_lite", weights=weights, num_classes=classes, input_shape=input_shape,
-                     include_top=include_top, include_preprocessing=include_preprocessing,
-                     anchors=anchors, batch_norm=batch_norm, backbone=backbone, **kwargs)
+    return registry_build("yolo_lite", weights=weights, num_classes=classes, input_shape=input_shape,
+                          include_top=include_top, include_preprocessing=include_preprocessing,
+                          anchors=anchors, batch_norm=batch_norm, backbone=backbone, **kwargs)
 
 
 def feature_model(model):

@@ -32,7 +32,7 @@ def cached_path(part: dict[str, Any]) -> Path | None:
     """Where the file of a row part is, if it is on this machine (zoo cache, Keras cache, or shipped)."""
     if "file" in part:
         path = Path(part["file"]).expanduser()
-        path = path if path.is_absolute() else manifest.package_path(part["file"])
+        path = path if path.is_absolute() else manifest.shipped_path(part["file"])
         return path if path.is_file() else None
     name = part_filename(part)
     for folder in [F.cache_dir(), *F.keras_cache_dirs()]:
@@ -136,18 +136,18 @@ def _toml_value(value: Any) -> str:
     raise TypeError(value)
 
 
-def import_weights(path: str | os.PathLike, *, arch: str, tag: str, force: bool = False) -> dict[str, Any]:
+def import_weights(path: str | os.PathLike, *, spec, pretrained, tag: str, force: bool = False) -> dict[str, Any]:
     """Copy a weights file into the cache and register it as ARCH.TAG in $ZOO_HOME/manifest.toml.
 
     The format, classes and the options the weights need are read from the file, as for
     `zoo.build(arch, weights=path)`; afterwards `weights=TAG` works offline on this machine.
+    `spec` is the model's registry row and `pretrained` its family's PretrainedSpec (by name:
+    zoo.registry.import_weights).
     """
     import re
 
     from zoo.pretrained.resolve import resolve_weights
-    from zoo.registry import get_spec
 
-    spec = get_spec(arch)
     if not re.fullmatch(r"[a-z0-9_]+", tag):
         raise UsageError(f"A tag is lower-case letters, digits and '_'. Received: --tag {tag!r}.")
     src = Path(path).expanduser()
@@ -157,7 +157,7 @@ def import_weights(path: str | os.PathLike, *, arch: str, tag: str, force: bool 
     if existing is not None and not (force and existing["manifest"] == str(manifest.imported_manifest())):
         raise UsageError(f"{spec.name}.{tag} already exists (in {existing['manifest']}). Choose another --tag"
                          + (", or --force to replace your import." if existing["manifest"] == str(manifest.imported_manifest()) else "."))
-    source = resolve_weights(spec.name, str(src))
+    source = resolve_weights(spec, str(src), pretrained=pretrained)
     folder = F.cache_dir() / "imported"
     folder.mkdir(parents=True, exist_ok=True)
     suffix = "".join(src.suffixes[-2:]) if src.name.endswith(".weights.h5") else src.suffix

@@ -56,15 +56,21 @@ def head_classes(path: Path, fmt: str) -> int | None:
     return int(sd[key].shape[0]) if key else None
 
 
-def implied_options(family: str, path: Path, fmt: str) -> dict[str, Any]:
-    """Options a zoo .weights.h5 needs, read from its tensors (a ResNet with conv biases is Keras's v1)."""
-    if family != "resnet" or fmt != "keras":
-        return {}
+def keras3_tensor_shapes(path: Path) -> dict[str, list[tuple[int, ...]]]:
+    """{Keras layer key: shapes of its tensors} of a zoo .weights.h5, for a family's `recognise`."""
     from zoo.pretrained.formats.keras_h5 import open_h5
 
     with open_h5(path) as f:
-        convs = [k for k in f["layers"] if re.fullmatch(r"conv2d(_\d+)?", k)]
-        if not convs:
-            return {}
-        with_bias = sum(len(f["layers"][k]["vars"]) == 2 for k in convs)
-    return {"style": "keras" if with_bias > len(convs) // 2 else "torchvision"}
+        layers = f["layers"] if "layers" in f else {}
+        out = {}
+        for key in layers:
+            tensors = layers[key].get("vars", {})
+            out[key] = [tuple(tensors[i].shape) for i in sorted(tensors, key=int)]
+        return out
+
+
+def implied_options(pretrained, path: Path, fmt: str) -> dict[str, Any]:
+    """Options a zoo .weights.h5 needs, recognised by the family's PretrainedSpec from its tensors."""
+    if fmt != "keras" or pretrained is None or pretrained.recognise is None:
+        return {}
+    return dict(pretrained.recognise(keras3_tensor_shapes(path)))

@@ -78,7 +78,7 @@ def _read_tensors(model, source) -> tuple[dict[str, list[np.ndarray]], list[str]
         from zoo.pretrained.convert_torch import to_layers
         from zoo.pretrained.formats.torch_sd import read_state_dict
 
-        return to_layers(read_state_dict(source.path, fmt), model, arch=source.arch)
+        return to_layers(read_state_dict(source.path, fmt), model, arch=source.arch, pretrained=source.pretrained)
     raise WeightsError(f"Unknown weights format {fmt!r} for {source.origin}.")
 
 

@@ -1,11 +1,11 @@
-"""The weights manifest: zoo/weights/manifest.toml plus user manifests from ZOO_MANIFEST.
+"""The weights manifest: weights/manifest.toml (shipped) plus user manifests from ZOO_MANIFEST.
 
 Read with tomllib only (no TensorFlow), so `zoo list --pretrained` stays instant. Every row is
 validated against SCHEMA when the manifest is read; a bad row names its file, key and field.
 
 A row (TOML table `[arch.tag]`):
     format        "keras" | "keras_legacy_h5" | "safetensors" | "torch"
-    file          path inside the zoo package (shipped weights), or
+    file          path inside the shipped weights folder (`shipped_path`), or
     urls          list of https URLs (mirrors, tried in order)
     sha256 | md5 | sha256_prefix   checksum of the file (sha256_prefix: torchvision's filename
                   prefix, at least 8 hex digits); rows without one must say `pin = true`
@@ -13,7 +13,7 @@ A row (TOML table `[arch.tag]`):
     size          bytes, when known
     filename      name of the file in the cache (default: the URL's last part)
     classes       number of classes of the head
-    labels        labels file in zoo/weights/labels ("imagenet" -> labels/imagenet.txt)
+    labels        labels file in the shipped weights/labels ("imagenet" -> labels/imagenet.txt)
     input_size    [H, W, C] the weights were trained at
     include_top   whether the file holds the classifier head (default true)
     preprocessing {mode, scale, mean, std, channel_order, resize, crop_pct, interpolation};
@@ -29,7 +29,6 @@ import os
 import re
 import tomllib
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +66,20 @@ PREPROCESSING_KEYS = ("mode", "scale", "mean", "std", "channel_order", "resize",
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
+def shipped_path(relative: str = "") -> Path:
+    """A file of the shipped weights folder: the manifest, label lists and weights zoo ships.
+
+    In a checkout they are the top-level weights/ folder; a wheel installs that folder as
+    zoo/weights (pyproject's package-dir mapping), so an installed zoo finds them offline.
+    """
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "weights"
+    folder = installed if (installed / "manifest.toml").is_file() else package.parent / "weights"
+    return folder / relative if relative else folder
+
+
 def _builtin_text() -> str:
-    return resources.files("zoo.weights").joinpath("manifest.toml").read_text(encoding="utf-8")
+    return shipped_path("manifest.toml").read_text(encoding="utf-8")
 
 
 def _fail(origin: str, key: str, message: str) -> None:
@@ -180,7 +191,7 @@ def imported_manifest() -> Path:
 
 @lru_cache(maxsize=8)
 def _load(extra: str, home: str, home_mtime: int) -> dict[str, dict[str, Any]]:
-    rows = _parse("zoo/weights/manifest.toml", _builtin_text())
+    rows = _parse(str(shipped_path("manifest.toml")), _builtin_text())
     parts = ([home] if home_mtime else []) + list(filter(None, extra.split(os.pathsep)))
     for part in parts:
         path = Path(part).expanduser()
@@ -216,16 +227,11 @@ def rows_for(arch: str) -> list[dict[str, Any]]:
     return [r for key, r in sorted(rows().items()) if r["arch"] == arch]
 
 
-def package_path(relative: str) -> Path:
-    """A file shipped inside the zoo.weights package (works from a wheel, not only a checkout)."""
-    return Path(str(resources.files("zoo.weights").joinpath(relative)))
-
-
 def read_labels(name: str | None) -> list[str] | None:
-    """Class names from zoo/weights/labels/<name>.txt (one per line, in index order)."""
+    """Class names from the shipped labels/<name>.txt (one per line, in index order)."""
     if not name:
         return None
     file = name if name.endswith(".txt") else f"{name}.txt"
-    text = resources.files("zoo.weights").joinpath("labels", file).read_text(encoding="utf-8")
+    text = shipped_path(f"labels/{file}").read_text(encoding="utf-8")
     return [line.rstrip("\n") for line in text.splitlines() if line.strip()]
 

@@ -3,8 +3,12 @@
 `weights` is a manifest tag ("imagenet", "tv_in1k", "fashion_mnist"), a path to a weights file
 in any supported format, or an https URL. For a path, the format is read from the file, the
 number of classes from its head, and the architecture options and preprocessing from its
-format (keras.applications files need Keras's ResNet v1 and "caffe" input; torchvision files
-need v1.5 and "torch" input). A file whose checksum matches a manifest row inherits that row.
+format, as the model's family declares it (zoo.models.<family>.PRETRAINED: keras.applications
+ResNet files need Keras's v1 and "caffe" input, torchvision's v1.5 and "torch" input). A file whose
+checksum matches a manifest row inherits that row.
+
+zoo.registry hands over what is needed about the model: its registry row (name, default classes
+and input) and its family's PretrainedSpec; this package never imports the registry or a family.
 """
 
 from __future__ import annotations
@@ -20,15 +24,6 @@ from zoo.pretrained import manifest
 
 WEIGHT_SUFFIXES = (".h5", ".hdf5", ".keras", ".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 
-# family -> format kind -> (preprocessing mode, architecture options) for bare files.
-_KERAS, _TORCH = "keras", "torch"
-_FILE_DEFAULTS: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
-    "resnet": {_KERAS: ("caffe", {"style": "keras"}), _TORCH: ("torch", {"style": "torchvision"})},
-    "vgg": {_KERAS: ("caffe", {}), _TORCH: ("torch", {})},
-    "densenet": {_KERAS: ("torch", {}), _TORCH: ("torch", {"epsilon": 1e-5})},
-    "alexnet": {_TORCH: ("torch", {})},
-    "googlenet": {_TORCH: ("torch", {})},
-}
 
 
 @dataclass
@@ -41,12 +36,13 @@ class WeightsSource:
     sha256: str
     num_classes: int  # classes of the head in the file (the registry default when the file has none)
     labels: list[str] | None
-    preprocessing: dict[str, Any] | None  # the brief's dict; None = the family's default
+    preprocessing: dict[str, Any] | None  # mode, scale, mean, std, channel_order; None = the family's default
     input_shape: tuple[int, int, int] | None
     include_top: bool  # does the file hold the classifier head
     arch_options: dict[str, Any] = field(default_factory=dict)  # options the weights need (ResNet style...)
     metrics: dict[str, Any] = field(default_factory=dict)
     licence: str | None = None
+    pretrained: Any = None  # the family's PretrainedSpec: how torch names map onto its layers
 
 
 def file_digests(path: Path) -> tuple[str, str]:
@@ -97,11 +93,21 @@ def adapt_preprocessing(pre: dict[str, Any] | None, channels: int | None) -> dic
     return {**pre, "mean": mean, "std": std, "channel_order": "rgb"}
 
 
-def resolve_weights(arch: str, weights: str | os.PathLike, *, include_top: bool = True,
+def resolve_weights(spec, weights: str | os.PathLike, *, pretrained, include_top: bool = True,
                     input_shape: tuple[int, ...] | None = None) -> WeightsSource:
-    """Resolve `weights` for registry model `arch`, adapting preprocessing to `input_shape`'s channels."""
+    """Resolve `weights` for a model, adapting preprocessing to `input_shape`'s channels.
+
+    Args:
+        spec: the model's registry row (zoo.registry.ModelSpec: name, classes, input_shape).
+        weights: a manifest tag, a local file path or an https URL.
+        pretrained: its family's PretrainedSpec (zoo.models.<family>.PRETRAINED).
+        include_top: False prefers the manifest's file without head when there is one.
+        input_shape: the model's input; its channels adapt the weights' preprocessing.
+    Returns:
+        WeightsSource describing a local, checksum-verified file.
+    """
     try:
-        source = _resolve(arch, weights, include_top=include_top)
+        source = _resolve(spec, weights, pretrained=pretrained, include_top=include_top)
     except (ZooError, MemoryError, KeyboardInterrupt):
         raise
     except Exception as exc:  # h5py's OSError, safetensors' SafetensorError... on a damaged file
@@ -110,22 +116,12 @@ def resolve_weights(arch: str, weights: str | os.PathLike, *, include_top: bool 
                            f"Download or save it again.") from None
     if input_shape is not None and len(tuple(input_shape)) == 3:
         source.preprocessing = adapt_preprocessing(source.preprocessing, int(tuple(input_shape)[-1]))
+    source.pretrained = pretrained
     return source
 
 
-def _resolve(arch: str, weights: str | os.PathLike, *, include_top: bool = True) -> WeightsSource:
-    """Resolve `weights` for registry model `arch`; downloads (verified, cached) when needed.
-
-    Args:
-        arch: registry name ("resnet50").
-        weights: a manifest tag, a local file path or an https URL.
-        include_top: False prefers the manifest's file without head when there is one.
-    Returns:
-        WeightsSource describing a local, checksum-verified file.
-    """
-    from zoo.registry import get_spec
-
-    spec = get_spec(arch)
+def _resolve(spec, weights: str | os.PathLike, *, pretrained, include_top: bool = True) -> WeightsSource:
+    """resolve_weights without the error wrapping; downloads (verified, cached) when needed."""
     text = os.fspath(weights)
     row = manifest.get_row(spec.name, text)
     if row is not None:
@@ -134,10 +130,10 @@ def _resolve(arch: str, weights: str | os.PathLike, *, include_top: bool = True)
         from zoo.pretrained.fetch import fetch
 
         path = fetch([text], filename=text.rstrip("/").rsplit("/", 1)[-1].split("?")[0], pin=True)
-        return _from_file(spec, path, origin=text)
+        return _from_file(spec, pretrained, path, origin=text)
     path = Path(text).expanduser()
     if path.is_file():
-        return _from_file(spec, path, origin=text)
+        return _from_file(spec, pretrained, path, origin=text)
     if path.exists():
         raise UsageError(f"weights={text!r} is a folder, not a weights file. Give the file itself "
                          f"(.weights.h5, .h5, .safetensors, .pth).")
@@ -182,7 +178,7 @@ def _from_row(spec, row: dict[str, Any], *, include_top: bool) -> WeightsSource:
 def _shipped_file(row: dict[str, Any], part: dict[str, Any]) -> Path:
     path = Path(part["file"]).expanduser()
     if not path.is_absolute():
-        path = manifest.package_path(part["file"])
+        path = manifest.shipped_path(part["file"])
     if not path.is_file():
         raise WeightsError(f"Weights {row['arch']}.{row['tag']}: file {path} is missing from the installation. "
                            f"Reinstall zoo, or re-create it with the recipe in scripts/.")
@@ -195,7 +191,7 @@ def _shipped_file(row: dict[str, Any], part: dict[str, Any]) -> Path:
     return path
 
 
-def _from_file(spec, path: Path, *, origin: str) -> WeightsSource:
+def _from_file(spec, pretrained, path: Path, *, origin: str) -> WeightsSource:
     from zoo.pretrained.formats import detect_format
     from zoo.pretrained.inspect import head_classes, implied_options
 
@@ -209,11 +205,11 @@ def _from_file(spec, path: Path, *, origin: str) -> WeightsSource:
                 source.path, source.origin = path, origin
                 return source
     classes = head_classes(path, fmt)
-    kind = _KERAS if fmt in ("keras", "keras_legacy_h5") else _TORCH
-    mode, options = _FILE_DEFAULTS.get(spec.family, {}).get(kind, (None, {}))
+    kind = "keras" if fmt in ("keras", "keras_legacy_h5") else "torch"
+    mode, options = pretrained.file_defaults.get(kind, (None, {})) if pretrained is not None else (None, {})
     if fmt == "keras":
         # zoo's own files: the options are read from the file itself (e.g. conv bias = Keras ResNet).
-        mode, options = None, implied_options(spec.family, path, fmt)
+        mode, options = None, implied_options(pretrained, path, fmt)
     labels = manifest.read_labels("imagenet") if classes == 1000 else None
     return WeightsSource(
         arch=spec.name, tag=None, origin=origin, path=path, format=fmt, sha256=sha256,

@@ -70,7 +70,7 @@ class CaptioningTask(Task):
         summary = dict(captions.summary)
         backbone, weights = backbone_and_weights(opts)
         if weights:
-            from zoo.pretrained import resolve_weights
+            from zoo.registry import resolve_weights
 
             # Fetch (or find in the cache) the backbone's weights before decoding any image: an offline
             # machine without them fails in a second, not after the whole data set is read.
@@ -102,8 +102,7 @@ class CaptioningTask(Task):
         import numpy as np
 
         from zoo.modeldir import attach_meta
-        from zoo.models.show_and_tell import build_from_config, make_config
-        from zoo.registry import get_spec
+        from zoo.registry import build, get_spec
         from zoo.tasks.captioning import train
 
         arch = str(arch)
@@ -117,9 +116,8 @@ class CaptioningTask(Task):
         backbone, weights = train.backbone_and_weights(opts)
         train_backbone = topts.train_backbone if topts.train_backbone is not None else weights is None
         arch_options = {"vocab_size": len(data.extras["vocabulary"]), **topts.arch_options()}
-        config = make_config("show_and_tell", backbone=backbone, backbone_weights=weights,
-                             train_backbone=train_backbone, **arch_options)
-        model = build_from_config(config, input_shape=opts.input_shape)
+        model = build("show_and_tell", input_shape=opts.input_shape, backbone=backbone, backbone_weights=weights,
+                      train_backbone=train_backbone, **arch_options)
         meta = {"arch": "show_and_tell", "task": "captioning", "input_shape": list(opts.input_shape),
                 "preprocessing": {"in_model": True, "resize": "squash", "interpolation": "bilinear"},
                 "vocabulary": list(data.extras["vocabulary"]), "max_length": int(data.extras["max_length"]),
