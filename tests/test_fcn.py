@@ -81,7 +81,6 @@ def test_fc_to_conv_equals_dense_on_flattened_map():
 def _small(variant="fcn8s", **kw):
     import zoo
 
-    pytest.importorskip("zoo.models.resnet", reason="needs the resnet backbone")
     return zoo.build(variant, num_classes=kw.pop("num_classes", 3), input_shape=kw.pop("input_shape", (None, None, 3)),
                      backbone="resnet18", head_channels=16, **kw)
 
@@ -136,7 +135,6 @@ def test_fcn8s_vgg16_has_134m_parameters_and_fc6_fc7_from_the_classifier():
     import zoo
     from zoo.models.fcn import load_vgg_classifier
 
-    pytest.importorskip("zoo.models.vgg", reason="needs the vgg backbone")
     fcn = zoo.build("fcn8s", input_shape=(224, 224, 3))
     # VGG16 convs 14,714,688 + fc6 102,764,544 + fc7 16,781,312 + scores 102,207 + deconvs 127,008.
     assert fcn.count_params() == 134_489_759 == zoo.info("fcn8s")["params"]
