@@ -115,7 +115,10 @@ class _Timing:
     def _end(self, trial):
         info = self.zoo_trials.setdefault(trial.trial_id, {"worker": None, "started": None})
         info["finished"] = time.time()
-        super().end_trial(trial)  # saves the state, this record included
+        super().end_trial(trial)
+        # KerasTuner saves before it drops the trial from the running ones: save again, or a search
+        # killed now would run this finished trial a second time when resumed.
+        self.save()
 
     def fail_trial(self, trial_id: str, message: str) -> None:
         """End a running trial as failed from the chief (its worker died)."""
@@ -347,6 +350,9 @@ def main() -> None:
                         ("TF_NUM_INTEROP_THREADS", tf.config.threading.set_inter_op_parallelism_threads)):
         if os.environ.get(var, "").isdigit():
             setter(int(os.environ[var]))
+    from keras_tuner.src import config as kt_config
+
+    kt_config.DEBUG = False  # run_trial logs the trial's own traceback; KerasTuner's would repeat it
     tuner = _tuner_class()(make_oracle(config), config)
     print(f"worker {tuner.tuner_id} asking {os.environ.get('KERASTUNER_ORACLE_IP')}:"
           f"{os.environ.get('KERASTUNER_ORACLE_PORT')} for trials", flush=True)

@@ -241,8 +241,9 @@ class Progress:
             what = f"{name} {t['score']:.4f}"
         else:
             what = f"FAILED: {_error(t, self.config)}"
-        ended = [r for r in rows if r["finished"] is not None]
-        best = best_row(rows, direction)
+        # Counted as of this trial's end, so two trials ending between two looks read 1/N then 2/N.
+        ended = [r for r in rows if r["finished"] is not None and r["finished"] <= (t["finished"] or math.inf)]
+        best = best_row(ended, direction)
         total = int(self.config["trials"])
         line = f"trial {t['trial']} on {t['worker']} after {_duration(took)}: {what} | {len(ended)}/{total} done"
         if best is not None:

@@ -114,9 +114,12 @@ def _spec(name: str, value: Any, fixed: dict[str, Any], epochs: int) -> dict:
     if name in SAME_FOR_ALL and spec["kind"] != "fixed":
         raise UsageError(f"{shown}: `{name}` sets the validation data, so it takes one value for every trial "
                          f"(different ones would make the scores incomparable).")
-    values = spec.get("values") or ([spec["value"]] if spec["kind"] == "fixed" else [spec["min"], spec["max"]])
-    if spec["kind"] == "choice" and not values:
+    if spec["kind"] == "choice" and not spec["values"]:
         raise UsageError(f"{shown}: no values. Give a range lo:hi[:log] or a choice a,b,c.")
+    if spec["kind"] == "choice":
+        values = spec["values"]
+    else:
+        values = [spec["value"]] if spec["kind"] == "fixed" else [spec["min"], spec["max"]]
     if spec["kind"] == "choice" and len(set(map(str, values))) != len(values):
         raise UsageError(f"{shown}: a value is listed twice.")
     for v in values:
