@@ -42,14 +42,15 @@ def tune_cmd(model, data, more_space, out, space, quiet, weights, val, image_siz
     Across machines, run the same command on each with KerasTuner's variables: KERASTUNER_TUNER_ID=chief
     (and KERASTUNER_ORACLE_IP / KERASTUNER_ORACLE_PORT, where it serves) on one, another id elsewhere.
     """
+    from zoo.errors import UsageError
     from zoo.training.tune_space import parse_space_args
 
     stray = [word for word in more_space if "=" not in word]
     if stray:
-        raise click.UsageError(f"Got unexpected extra argument ({stray[0]}). MODEL and DATA come first; "
+        raise UsageError(f"Got unexpected extra argument ({stray[0]}). MODEL and DATA come first; "
                                f"KEY=VALUES words belong to --space.")
     if more_space and not space:
-        raise click.UsageError(f"Got unexpected extra argument ({more_space[0]}); put KEY=VALUES after --space.")
+        raise UsageError(f"Got unexpected extra argument ({more_space[0]}); put KEY=VALUES after --space.")
     parsed = parse_space_args(list(space) + list(more_space)) if space else None
     options = {"seed": kwargs.pop("seed")}
     for key, value in (("val", val), ("image_size", image_size), ("backbone", backbone)):

@@ -77,8 +77,9 @@ def tune(model, data: str | os.PathLike, *, out: str | os.PathLike, trials: int 
     if role.kind == "worker":
         return _run_workers_only(config, role, workers, verbose)
     out_dir = Path(config["out"])
+    _claim(out_dir, config, resume=resume, overwrite=overwrite, remove=False)  # refuse before making the lock
     with _Lock(out_dir):
-        resuming = _claim(out_dir, config, resume=resume, overwrite=overwrite)
+        resuming = _claim(out_dir, config, resume=resume, overwrite=overwrite)  # again, under the lock
         out_dir.mkdir(parents=True, exist_ok=True)
         from zoo.files import write_text
 
@@ -178,8 +179,9 @@ def _free_port(ip: str) -> int:
         return sock.getsockname()[1]
 
 
-def _claim(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool) -> bool:
-    """True to continue the search in `out`, False to start one; refuses a folder zoo did not write."""
+def _claim(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool, remove: bool = True) -> bool:
+    """True to continue the search in `out`, False to start one (with `overwrite`, after removing the old
+    search's files when `remove`); refuses a folder zoo did not write."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {str(out)!r} is a file. Give a folder for the search.")
     present = [p.name for p in out.iterdir() if p.name != LOCK] if out.exists() else []
@@ -201,7 +203,7 @@ def _claim(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool) 
                                  f"now {_short(config[key])}). Resume with the same settings, or pass --overwrite.")
         return True
     if overwrite:
-        for name in ARTEFACTS:
+        for name in ARTEFACTS if remove else ():
             path = out / name
             if path.is_dir():
                 shutil.rmtree(path)
