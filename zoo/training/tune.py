@@ -20,7 +20,6 @@ DIR:
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -28,14 +27,14 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import UsageError, ZooError
 
 MARK = "tune.json"
-LOCK = ".zoo-tune.lock"
 SEARCHES = ("random", "bayesian", "hyperband")
 # What a search writes into DIR; --overwrite removes these and nothing else.
 ARTEFACTS = (MARK, "keras_tuner", "trials", "workers", "trials.csv", "best", "search.png", ".best.tmp", ".best.old")
@@ -78,7 +77,7 @@ def tune(model, data: str | os.PathLike, *, out: str | os.PathLike, trials: int 
         return _run_workers_only(config, role, workers, verbose)
     out_dir = Path(config["out"])
     _claim(out_dir, config, resume=resume, overwrite=overwrite, remove=False)  # refuse before making the lock
-    with _Lock(out_dir):
+    with _locked(out_dir):
         resuming = _claim(out_dir, config, resume=resume, overwrite=overwrite)  # again, under the lock
         out_dir.mkdir(parents=True, exist_ok=True)
         from zoo.files import write_text
@@ -184,6 +183,8 @@ def _claim(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool, 
     search's files when `remove`); refuses a folder zoo did not write."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {str(out)!r} is a file. Give a folder for the search.")
+    from zoo.training.checkpoint import LOCK
+
     present = [p.name for p in out.iterdir() if p.name != LOCK] if out.exists() else []
     if not present:
         return False
@@ -219,27 +220,20 @@ def _short(value) -> str:
     return text if len(text) < 80 else text[:77] + "..."
 
 
-class _Lock:
-    """An fcntl lock on DIR: a second search into the same folder is refused, not interleaved."""
+@contextmanager
+def _locked(out: Path):
+    """zoo's run lock on DIR (the one zoo finetune takes): a second search into the folder is refused."""
+    from zoo.training.checkpoint import RunLock
 
-    def __init__(self, out: Path):
-        self.path = out / LOCK
-        self.fh = None
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(self.path, "a+")
-        try:
-            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.fh.close()
-            raise UsageError(f"Another `zoo tune` is running in {self.path.parent}. Wait for it or choose another "
-                             f"--out.") from None
-        return self
-
-    def __exit__(self, *exc):
-        fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
-        self.fh.close()
+    lock = RunLock(out)
+    try:
+        lock.__enter__()
+    except UsageError:
+        raise UsageError(f"Another zoo run is writing to {out}. Wait for it or choose another --out.") from None
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 # --- workers ---
@@ -255,7 +249,6 @@ class _Worker:
     finished: bool = False
     error: str = ""
     log: Path | None = None
-    extra_env: dict = field(default_factory=dict)
 
 
 def _worker_env(role: _Role, tuner_id: str, slot: int, count: int, gpus: list[str]) -> dict[str, str]:
@@ -299,8 +292,9 @@ def _start(worker: _Worker, config: dict[str, Any], role: _Role, count: int, gpu
     worker.log = logs / f"{worker.tuner_id}.log"
     # A log is a stream appended while the worker runs, so it is the one file not written atomically.
     with open(worker.log, "ab") as log:
+        # Its own session: Ctrl-C reaches the chief alone, which then stops the workers in order.
         worker.proc = subprocess.Popen([sys.executable, "-m", "zoo.training.tune_engine"], stdin=subprocess.PIPE,
-                                       stdout=log, stderr=subprocess.STDOUT,
+                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                        env=_worker_env(role, worker.tuner_id, worker.slot, count, gpus))
     worker.proc.stdin.write(json.dumps(config).encode("utf-8"))
     worker.proc.stdin.close()
@@ -376,7 +370,7 @@ def _search(config: dict[str, Any], role: _Role, count: int, *, resuming: bool, 
             server.stop(0)
             _write_rows(out, oracle, config)
         if isinstance(exc, KeyboardInterrupt) and verbose:
-            print(f"interrupted: finished trials are kept; run the same command with --resume to continue.",
+            print("interrupted: finished trials are kept; run the same command with --resume to continue.",
                   file=sys.stderr, flush=True)
         raise
     server.stop(0)
@@ -461,7 +455,7 @@ def _finish(oracle, config: dict[str, Any], count: int, seconds: float, *, verbo
 def _run_workers_only(config: dict[str, Any], role: _Role, count: int, verbose: int) -> dict[str, Any]:
     """A machine that only runs workers for a chief elsewhere: start them, wait, report."""
     out = Path(config["out"])
-    if out.exists() and any(p.name not in (MARK, "trials", "workers", LOCK) for p in out.iterdir()) \
+    if out.exists() and any(p.name not in (MARK, "trials", "workers") for p in out.iterdir()) \
             and not (out / MARK).exists():
         raise UsageError(f"--out {str(out)!r} holds files that are not a zoo tune search. Choose another --out.")
     workers = [_Worker(tuner_id, slot) for slot, tuner_id in enumerate(_ids(role, count))]

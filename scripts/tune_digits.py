@@ -1,0 +1,99 @@
+"""zoo tune measured: lenet5 (Fashion-MNIST weights) on scikit-learn's digits, a search against a default
+zoo finetune at the same epochs, and the same trials on 2 workers against 1.
+
+The digits (1,797 images, built as tests/helpers.py builds them) are split by index: the first 80%
+are DATA (each trial splits it again, 80/20, for the validation score it is selected on), the
+last 20% are held out and only used to score the chosen models.
+
+    nice python scripts/tune_digits.py                        # 6 trials, 4 epochs, 2 workers then 1
+    python scripts/tune_digits.py --trials 6 --epochs 4 --workers 2 --json results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def split_digits(root: Path, held_out: float = 0.2) -> tuple[Path, Path]:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from helpers import write_digits
+
+    everything = write_digits(root / "train")
+    files = sorted(everything.glob("*/*.png"), key=lambda p: int(p.stem))
+    cut = int(len(files) * (1 - held_out))
+    for path in files[cut:]:  # the last images by index: never seen by a search or a fine-tuning
+        target = root / "test" / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(path, target)
+    return root / "train", root / "test"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--model", default="lenet5")
+    parser.add_argument("--work", default=None, help="Folder for data and runs (default: a temporary one).")
+    parser.add_argument("--json", default=None, help="Also write the results here.")
+    args = parser.parse_args()
+
+    import zoo
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="tune-digits-"))
+    train, test = split_digits(work)
+    print(f"data: {sum(1 for _ in train.glob('*/*.png'))} images to search on, "
+          f"{sum(1 for _ in test.glob('*/*.png'))} held out; work in {work}", flush=True)
+    results: dict = {"model": args.model, "trials": args.trials, "epochs": args.epochs,
+                     "cpus": len(os.sched_getaffinity(0)), "load_before": os.getloadavg()[0]}
+
+    t0 = time.time()
+    zoo.finetune(args.model, train, out=work / "default", epochs=args.epochs, verbose=0)
+    meta = json.loads((work / "default" / "metadata.json").read_text())
+    results["default"] = {"seconds": round(time.time() - t0, 1), "val_accuracy": meta["metrics"]["accuracy"],
+                          "weights": meta["weights"]["origin"],
+                          "held_out_accuracy": zoo.evaluate(work / "default", test)["accuracy"]}
+    print("default finetune:", results["default"], flush=True)
+
+    for workers in (args.workers, 1):
+        out = work / f"search_{workers}w"
+        t0 = time.time()
+        found = zoo.tune(args.model, train, out=out, trials=args.trials, workers=workers, epochs=args.epochs)
+        seconds = time.time() - t0
+        best = found["best"]
+        results[f"{workers}_workers"] = {
+            "seconds": round(seconds, 1), "best_trial": best["trial"], "val_accuracy": best["score"],
+            "held_out_accuracy": zoo.evaluate(best["model_dir"], test)["accuracy"], "options": best["options"],
+            "failed": sum(1 for r in found["trials"] if r["status"] != "completed"),
+            "trial_seconds": round(sum(float(r["finished"]) - float(r["started"]) for r in found["trials"]), 1)}
+        print(f"{workers} worker(s):", results[f"{workers}_workers"], flush=True)
+    results["load_after"] = os.getloadavg()[0]
+    many, one = results[f"{args.workers}_workers"], results["1_workers"]
+    results["speedup"] = round(one["seconds"] / many["seconds"], 2)
+
+    d = results["default"]
+    print()
+    print("| run | wall time | val accuracy | held-out accuracy |")
+    print("|---|---|---|---|")
+    print(f"| default `zoo finetune` ({args.epochs} epochs) | {d['seconds']:.0f} s | {d['val_accuracy']:.4f} | "
+          f"{d['held_out_accuracy']:.4f} |")
+    for workers in (args.workers, 1):
+        r = results[f"{workers}_workers"]
+        print(f"| `zoo tune`, {args.trials} trials x {args.epochs} epochs, {workers} worker{'s' * (workers > 1)} "
+              f"(best: trial {r['best_trial']}) | {r['seconds']:.0f} s | {r['val_accuracy']:.4f} | "
+              f"{r['held_out_accuracy']:.4f} |")
+    print(f"\nspeed-up {args.workers} workers vs 1: {results['speedup']}x "
+          f"(load average {results['load_before']:.1f} -> {results['load_after']:.1f} on {results['cpus']} CPUs)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
