@@ -242,7 +242,8 @@ class Progress:
         else:
             what = f"FAILED: {_error(t, self.config)}"
         # Counted as of this trial's end, so two trials ending between two looks read 1/N then 2/N.
-        ended = [r for r in rows if r["finished"] is not None and r["finished"] <= (t["finished"] or math.inf)]
+        now = _seconds(t["finished"]) or math.inf  # rows hold rounded times
+        ended = [r for r in rows if r["finished"] is not None and r["finished"] <= now]
         best = best_row(ended, direction)
         total = int(self.config["trials"])
         line = f"trial {t['trial']} on {t['worker']} after {_duration(took)}: {what} | {len(ended)}/{total} done"
