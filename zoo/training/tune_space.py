@@ -28,10 +28,11 @@ NOT_SEARCHABLE = set(RUNTIME_FIELDS) | {"resume", "overwrite", "verbose", "task_
 
 # The knobs that matter most when fine-tuning, with ranges that hold for most data (timm / fastai
 # practice): the head's and the body's peak learning rates, how deep to unfreeze, layer-wise decay,
-# regularisation, augmentation and batch size.
+# regularisation, augmentation and batch size. The body's LR spans large pretrained networks
+# (1e-5..1e-4) and small ones, which need 1e-3..1e-2 to move in a few epochs.
 _COMMON = {
     "lr": "1e-4:1e-2:log",
-    "finetune_lr": "1e-5:1e-3:log",
+    "finetune_lr": "1e-5:1e-2:log",
     "unfreeze": "1,2,all",
     "layer_decay": "0.5:1.0",
     "label_smoothing": "0:0.2",
