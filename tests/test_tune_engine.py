@@ -84,7 +84,8 @@ def test_a_dead_workers_trial_fails_and_it_stops_counting(tmp_path):
 def test_trial_metrics_from_a_model_directory(tmp_path):
     from zoo.training.tune_engine import trial_metrics
 
-    (tmp_path / "metadata.json").write_text(json.dumps({"metrics": {"accuracy": 0.75, "per_class": {}, "val_map": 0.5}}))
+    metrics = {"accuracy": 0.75, "per_class": {}, "val_map": 0.5}
+    (tmp_path / "metadata.json").write_text(json.dumps({"metrics": metrics}))
     (tmp_path / "history.csv").write_text("epoch,loss,val_loss\n1,1.0,0.9\n2,0.8,0.7\n3,0.7,nan\n")
     assert trial_metrics(tmp_path, ("accuracy", "max")) == {"accuracy": 0.75, "map": 0.5, "val_loss": 0.7}
     with pytest.raises(ValueError, match="no 'miou'"):

@@ -26,8 +26,10 @@ CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 @click.option("--objective", default=None,
               help="Metric to maximise (default: accuracy, map, miou or bleu4 by task), or val_loss to minimise.")
 @click.option("--port", type=int, default=None, help="The oracle's gRPC port on 127.0.0.1 (default: a free one).")
-@click.option("--weights", "-w", default=None, help="Start weights of every trial (tag, path or 'none'; default: auto).")
-@click.option("--val", default=None, help="Validation folder (default: a stratified split of DATA, the same for every trial).")
+@click.option("--weights", "-w", default=None,
+              help="Start weights of every trial (tag, path or 'none'; default: auto).")
+@click.option("--val", default=None,
+              help="Validation folder (default: a stratified split of DATA, the same for every trial).")
 @click.option("--image-size", type=int, default=None, help="Square input size (default: the model's).")
 @click.option("--backbone", default=None, help="Backbone of detection / segmentation / captioning models.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Data split and the search's sampling.")
@@ -48,7 +50,7 @@ def tune_cmd(model, data, more_space, out, space, quiet, weights, val, image_siz
     stray = [word for word in more_space if "=" not in word]
     if stray:
         raise UsageError(f"Got unexpected extra argument ({stray[0]}). MODEL and DATA come first; "
-                               f"KEY=VALUES words belong to --space.")
+                         f"KEY=VALUES words belong to --space.")
     if more_space and not space:
         raise UsageError(f"Got unexpected extra argument ({more_space[0]}); put KEY=VALUES after --space.")
     parsed = parse_space_args(list(space) + list(more_space)) if space else None

@@ -342,7 +342,8 @@ def _search(config: dict[str, Any], role: _Role, count: int, *, resuming: bool, 
     if verbose >= 2:
         where = f"{len(gpus)} GPU{'s' * (len(gpus) != 1)}" if gpus else "CPU"
         goal = ("maximising " if config["objective"][1] == "max" else "minimising ") + config["objective"][0]
-        print(f"zoo tune: {config['search']} search, {config['trials']} trials of {config['epochs']} epoch{'s' * (config['epochs'] > 1)}, "
+        epochs = f"{config['epochs']} epoch{'s' * (config['epochs'] > 1)}"
+        print(f"zoo tune: {config['search']} search, {config['trials']} trials of {epochs}, "
               f"{count} worker{'s' * (count > 1)} ({where}), oracle at {role.ip}:{port}, {goal}", flush=True)
     # Workers start first: importing TensorFlow takes them a while, and they wait for the oracle.
     for w in workers:
