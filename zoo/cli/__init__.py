@@ -22,6 +22,7 @@ COMMANDS = {
     "export": "zoo.cli.export:export_cmd",
     "weights": "zoo.cli.weights:weights_group",
     "bench": "zoo.cli.bench:bench_cmd",
+    "tune": "zoo.cli.tune:tune_cmd",
 }
 
 HELP = {
@@ -33,6 +34,7 @@ HELP = {
     "export": "Export to SavedModel, TFLite or ONNX, with a parity check.",
     "weights": "The weights cache: list, fetch, verify, import.",
     "bench": "Throughput of a model on this machine.",
+    "tune": "Hyper-parameter search over fine-tuning options, trials in parallel (KerasTuner).",
 }
 
 
