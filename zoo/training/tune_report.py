@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zoo.files import atomic_write, write_text
+from zoo.files import atomic_dir, atomic_write, write_text
 
 FIRST_COLUMNS = ["trial", "worker", "status", "score", "started", "finished"]
 
@@ -79,21 +79,15 @@ def copy_best(out: Path, trial_dir: Path) -> Path | None:
     replaced in one rename so that a reader sees the old best or the new one."""
     if not (trial_dir / "model.keras").exists():
         return None
-    best, tmp, old = out / "best", out / ".best.tmp", out / ".best.old"
-    for leftover in (tmp, old):
-        shutil.rmtree(leftover, ignore_errors=True)
-    for src in sorted(trial_dir.rglob("*")):
-        rel = src.relative_to(trial_dir)
-        if rel.parts[0] == "checkpoint" or src.name.startswith(".") or not src.is_file():
-            continue
-        dst = tmp / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        with open(src, "rb") as fh:
-            atomic_write(dst, lambda out_fh, fh=fh: shutil.copyfileobj(fh, out_fh))
-    if best.exists():
-        best.rename(old)
-    tmp.rename(best)
-    shutil.rmtree(old, ignore_errors=True)
+    best = out / "best"
+    with atomic_dir(best) as tmp:
+        for src in sorted(trial_dir.rglob("*")):
+            rel = src.relative_to(trial_dir)
+            if rel.parts[0] == "checkpoint" or src.name.startswith(".") or not src.is_file():
+                continue
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            with open(src, "rb") as fh:
+                atomic_write(tmp / rel, lambda out_fh, fh=fh: shutil.copyfileobj(fh, out_fh))
     return best
 
 
