@@ -47,3 +47,22 @@ def history_epochs(out: Path) -> list[int]:
 
     with open(out / "history.csv", newline="") as fh:
         return [int(row["epoch"]) for row in csv.DictReader(fh)]
+
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 220, 30), "blue": (30, 30, 220)}  # apart in grayscale too
+
+
+def write_colours(root: Path, *, per_class: int = 40, size: int = 64, seed: int = 0) -> Path:
+    """Three trivially separable colour classes: each image one colour (jittered per image) plus pixel
+    noise, `size` px RGB PNGs in one folder per class. Another seed gives fresh images."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name, rgb in COLOURS.items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            base = np.asarray(rgb, np.float32) + rng.uniform(-15, 15, 3)
+            pixels = base + rng.normal(0, 20, (size, size, 3))
+            Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{seed}_{i}.png")
+    return root

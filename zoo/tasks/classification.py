@@ -23,6 +23,7 @@ def _train():
 
 class ClassificationTask:
     name = "classification"
+    native_size = True  # from scratch, train at the images' own size (zoo.training.task.Task)
 
     # --- prediction ---
 

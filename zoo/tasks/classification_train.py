@@ -78,7 +78,8 @@ def load_data(data, options: dict[str, Any]) -> TaskData:
             print(f"skipped {len(skipped)} unreadable files (first: {skipped[0][0]}: {skipped[0][1]})", flush=True)
     td = TaskData(train=train, val=val, labels=list(index.classes), summary=summary,
                   extras={"val_arrays": (val_x, val_y)}, num_train=len(train_y), num_val=len(val_y))
-    td.augment = dc.augmenter(options.get("augment", "none"), seed=int(options.get("seed", 0)), channels=c)
+    td.augment = dc.augmenter(options.get("augment", "none"), seed=int(options.get("seed", 0)), channels=c,
+                              flip=options.get("flip", "none"))
     return td
 
 

@@ -30,9 +30,9 @@ def draw_curves(rows: list[dict], path: Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    from zoo.training.checkpoint import atomic_save_figure
+    from zoo.files import save_figure
 
-    atomic_save_figure(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -42,3 +42,32 @@ def _num(value):
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def draw_lr_find(lrs: list[float], losses: list[float], suggestion: float | None, path: Path) -> Path:
+    """lr_find.png: smoothed loss against learning rate (log scale), the suggestion marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(lrs, losses)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss (smoothed)")
+    if suggestion is not None:
+        ax.axvline(suggestion, color="red", ls="--", lw=1)
+        ax.annotate(f"suggested {suggestion:.2g}", (suggestion, max(losses)), color="red",
+                    xytext=(4, -12), textcoords="offset points")
+    ax.set_title("LR range test")
+    ax.grid(alpha=0.3, which="both")
+    if losses:  # the divergence at the end would squash the curve
+        low, start = min(losses), losses[0]
+        ax.set_ylim(low - 0.1 * (start - low + 1e-6), start + 0.5 * (start - low + 1e-6))
+    fig.tight_layout()
+    from zoo.files import save_figure
+
+    save_figure(fig, path)
+    plt.close(fig)
+    return path

@@ -88,9 +88,10 @@ class _EpochEndImpl:
         run.history.append(row)
         name, mode = run.monitor
         value = logs.get(name, logs.get(name.removeprefix("val_")))
-        improved = value is not None and (not run.best or (value > run.best["value"] if mode == "max" else value < run.best["value"]))
-        if improved:
-            run.best = {"value": value, "epoch": epoch + 1, "metric": name, "file": f"best-{epoch + 1:04d}.npz"}
+        loss = logs.get("val_loss", logs.get("loss"))
+        if value is not None and _improved(value, loss, run.best, mode):
+            run.best = {"value": value, "epoch": epoch + 1, "metric": name, "file": f"best-{epoch + 1:04d}.npz",
+                        "loss": loss}
             ck.save_arrays(_ckpt(run.out) / run.best["file"], ck.weights_of(self.full.weights))
             self.bad_epochs = 0
         else:
@@ -107,6 +108,16 @@ class _EpochEndImpl:
         for old in _ckpt(run.out).glob("best-*.npz"):
             if old.name != run.best.get("file"):
                 old.unlink(missing_ok=True)
+
+
+def _improved(value: float, loss: float | None, best: dict, mode: str) -> bool:
+    """Better on the monitored metric, or equal with a lower loss: accuracy on a small validation
+    set ties often, and the lower loss is the better model (and not a reason to stop early)."""
+    if not best:
+        return True
+    if value != best["value"]:
+        return value > best["value"] if mode == "max" else value < best["value"]
+    return loss is not None and best.get("loss") is not None and loss < best["loss"]
 
 
 def _ckpt(out: Path) -> Path:
@@ -211,13 +222,15 @@ def run_stages(run: Run, *, resume_state: dict | None) -> None:
         callback = _EpochEnd(run, index, start, trained, opt, run.model)
         if state and state.get("stage") == index:
             callback.bad_epochs = int(state.get("bad_epochs", 0))
-        callbacks = [callback]
+        from zoo.training.progress import Progress
+
+        callbacks = [callback, Progress(run, index, starts, steps // stage.epochs)]
         if opts.tensorboard:
             import keras
 
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.out / "tensorboard"), update_freq="epoch"))
         trained.fit(train_ds, validation_data=val_ds, initial_epoch=initial, epochs=end,
-                    callbacks=callbacks, verbose=opts.verbose, shuffle=False)
+                    callbacks=callbacks, verbose=0, shuffle=False)
         if callback.nan:
             state = _handle_nan(run, callback.nan, index, rollbacks)
             rollbacks += 1
