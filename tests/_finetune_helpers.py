@@ -10,15 +10,17 @@ from pathlib import Path
 import numpy as np
 
 
-def write_digits(root: Path, *, per_class: int | None = None, classes=range(10), offset: int = 0) -> Path:
-    """scikit-learn's 8x8 digits, upscaled to 32x32 grayscale PNGs in one folder per class."""
+def write_digits(root: Path, *, per_class: int | None = None, classes=range(10), offset: int = 0,
+                 limit: int | None = None) -> Path:
+    """scikit-learn's 8x8 digits (those with index in [offset, limit)), upscaled to 32x32 grayscale
+    PNGs in one folder per class."""
     from PIL import Image
     from sklearn.datasets import load_digits
 
     d = load_digits()
     counts: dict[int, int] = {}
     for i, (img, y) in enumerate(zip(d.images, d.target)):
-        if int(y) not in classes or i < offset:
+        if int(y) not in classes or i < offset or (limit is not None and i >= limit):
             continue
         if per_class is not None and counts.get(int(y), 0) >= per_class:
             continue

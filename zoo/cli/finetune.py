@@ -61,6 +61,8 @@ def _lr_option(ctx, param, value):
 @click.option("--layer-decay", type=float, default=None,
               help="Stage 2 LR multiplier per block below the top (1 = off). Default: the bottom block at --lr / 100.")
 @click.option("--warmup", type=float, default=0.1, show_default=True, help="Fraction of each stage's steps warming up.")
+@click.option("--schedule", type=click.Choice(["onecycle", "constant"]), default="onecycle", show_default=True,
+              help="Per stage: warm-up then cosine decay, or a fixed learning rate.")
 @click.option("--weight-decay", type=float, default=1e-4, show_default=True)
 @click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
 @click.option("--label-smoothing", type=float, default=0.1, show_default=True)

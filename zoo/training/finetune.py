@@ -396,7 +396,7 @@ def _write_outputs(model, meta, hooks, data, run, out: Path, worker) -> None:
 
     ck.write_history(out / "history.csv", run.history)
     write_model_dir(model, out, meta)
-    draw_curves(run.history, out / "curves.png")
+    draw_curves(run.history, out / "curves.png", best_epoch=run.best.get("epoch") if run.val is not None else None)
     if hasattr(hooks, "report"):
         hooks.report(model, meta, data, out)
     shutil.rmtree(out / ck.CKPT_DIR, ignore_errors=True)  # the run is complete: model.keras supersedes it

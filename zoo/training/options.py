@@ -23,6 +23,7 @@ class TrainOptions:
     layer_decay: float | None = None  # stage 2: LR multiplier per block below the top (1 = off);
     # default: the bottom block at lr / 100, the top at lr / 2 (fastai's discriminative rates)
     warmup: float = 0.1  # fraction of each stage's steps warming up (one-cycle: up, then cosine down)
+    schedule: Literal["onecycle", "constant"] = "onecycle"  # per stage: warm-up + cosine decay, or a fixed LR
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     optimizer: Literal["adamw", "sgd"] = "adamw"
     label_smoothing: float = 0.1
@@ -81,7 +82,7 @@ class TrainOptions:
             raise UsageError(f"`unfreeze` must be 'all', 'none' or a positive number of top blocks. Received: {self.unfreeze!r}.")
         self.unfreeze = u
         for name in ("precision", "strategy", "nan", "bn", "cache_features", "augment", "flip", "class_weights",
-                     "optimizer"):
+                     "optimizer", "schedule"):
             allowed = _choices(name)
             if getattr(self, name) not in allowed:
                 raise UsageError(f"`{name}` must be one of {', '.join(allowed)}. Received: {name}={getattr(self, name)!r}.")

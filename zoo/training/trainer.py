@@ -135,14 +135,18 @@ def _current_lr(optimizer) -> float:
 
 
 def make_optimizer(opts, stage: Stage, steps: int):
-    """AdamW (or SGD) with linear warm-up then cosine decay to 1% over the stage's steps."""
+    """AdamW (or SGD), one-cycle over the stage's steps (linear warm-up from 1% of the peak, then
+    cosine decay to 1%), or a constant rate with `schedule="constant"`."""
     import keras
 
     warmup = int(round(opts.warmup * steps))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=stage.lr * (0.01 if warmup else 1.0),
-        decay_steps=max(1, steps - warmup), alpha=0.01,
-        warmup_target=stage.lr if warmup else None, warmup_steps=warmup)
+    if getattr(opts, "schedule", "onecycle") == "constant":
+        schedule = stage.lr
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=stage.lr * (0.01 if warmup else 1.0),
+            decay_steps=max(1, steps - warmup), alpha=0.01,
+            warmup_target=stage.lr if warmup else None, warmup_steps=warmup)
     if opts.optimizer == "sgd":
         opt = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True)
     else:
