@@ -134,7 +134,7 @@ def test_cli_progress_warnings_lr_find_and_plots(tmp_path):
         assert f"epoch {k}/4 " in text  # one count across both stages
     assert "ETA" in text and "optimizer steps" in text
     meta = json.loads((out / "metadata.json").read_text())
-    assert meta["training"]["options"]["lr"] == 2e-3 and meta["training"]["options"]["batch_size"] == 8
+    assert meta["training"]["options"]["lr"] == 5e-3 and meta["training"]["options"]["batch_size"] == 8
     assert any("range test" in note for note in meta["training"]["notes"])
 
 

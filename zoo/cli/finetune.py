@@ -55,7 +55,7 @@ def _lr_option(ctx, param, value):
               help="Global batch size. Default: min(32, training images / 8), at least 8.")
 @click.option("--lr", callback=_lr_option, default=None,
               help="Peak learning rate (stage 1, or the only stage), or 'find' for an LR range test that writes "
-                   "OUT/lr_find.png and uses its suggestion. Default: 2e-3.")
+                   "OUT/lr_find.png and uses its suggestion. Default: 5e-3.")
 @click.option("--finetune-lr", type=float, default=None, help="Peak learning rate of stage 2's top block. Default: --lr / 2.")
 @click.option("--unfreeze", default="all", show_default=True, help="Stage 2: 'all', 'none' or N top blocks.")
 @click.option("--layer-decay", type=float, default=None,

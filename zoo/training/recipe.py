@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-DEFAULT_LR = 2e-3  # peak LR when --lr is not given (fastai's fine_tune base rate)
+DEFAULT_LR = 5e-3  # peak LR when --lr is not given (measured: scripts/bench_recipes.py)
 FINETUNE_FACTOR = 0.5  # stage 2's top block at lr * this ...
 BOTTOM_FACTOR = 0.01  # ... and its bottom block at lr * this
 MIN_STEPS = 50  # a stage with fewer optimizer steps than this gets a warning
