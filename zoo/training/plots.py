@@ -39,8 +39,8 @@ def draw_curves(rows: list[dict], path: Path, *, best_epoch: int | None = None) 
     for ax in axes[0]:
         for x, before, after in changes:
             ax.axvline(x, color="grey", ls="--", lw=0.8)
-            ax.annotate(f"{before} | {after}", (x, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom",
-                        fontsize=7, color="grey", annotation_clip=False)
+            ax.annotate(f"{before} | {after}", (x, 0.03), xycoords=("data", "axes fraction"), rotation=90,
+                        ha="right", va="bottom", fontsize=7, color="grey")
         if best_epoch is not None:
             ax.axvline(best_epoch, color="tab:green", lw=1.2, alpha=0.7, label=f"best epoch {best_epoch}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
