@@ -45,6 +45,7 @@ class _ProgressImpl:
     def on_train_batch_end(self, batch, logs=None):
         if self.bar is not None:
             values = [(k, float(v)) for k, v in (logs or {}).items() if _scalar(v)]
+            self.bar.stateful_metrics.update(k for k, _ in values)  # Keras's logs are already running means
             self.bar.update(min(batch + 1, self.steps), values=values, finalize=False)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -97,7 +97,10 @@ class _EpochEndImpl:
         else:
             self.bad_epochs += 1
         patience = run.opts.early_stopping
-        if patience and self.bad_epochs >= patience and run.val is not None:
+        # Not in the first half of a stage: the one-cycle LR is still high there, and a small run's
+        # validation accuracy jumps about before it settles.
+        settled = epoch + 1 - self.stage_start >= stage.epochs / 2
+        if patience and self.bad_epochs >= patience and run.val is not None and settled:
             run.notes.append(f"early stopping in stage {stage.name!r} at epoch {epoch + 1}: "
                              f"{name} did not improve for {patience} epochs")
             self.trained.stop_training = True
