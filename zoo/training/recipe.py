@@ -8,6 +8,8 @@ The default recipe (fastai's `fine_tune`, made to hold on tiny data; every numbe
      the top block, each block below at `layer_decay` times the block above, so that the bottom
      block runs at lr / 100.
 Training from scratch (no weights) is one stage, everything trainable. `--epochs` counts both.
+Early stopping (zoo.training.trainer) waits for the second half of a stage, and an equal accuracy
+with a lower validation loss counts as progress, so a small run is not cut short.
 The batch size follows the data: min(32, train images / 8), at least 8, so small data still
 gets enough optimizer steps per epoch.
 """
