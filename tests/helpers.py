@@ -18,15 +18,17 @@ import numpy as np
 # --- fine-tuning: datasets, CLI runs, history ---
 
 
-def write_digits(root: Path, *, per_class: int | None = None, classes=range(10), offset: int = 0) -> Path:
-    """scikit-learn's 8x8 digits, upscaled to 32x32 grayscale PNGs in one folder per class."""
+def write_digits(root: Path, *, per_class: int | None = None, classes=range(10), offset: int = 0,
+                 limit: int | None = None) -> Path:
+    """scikit-learn's 8x8 digits (those with index in [offset, limit)), upscaled to 32x32 grayscale
+    PNGs in one folder per class."""
     from PIL import Image
     from sklearn.datasets import load_digits
 
     d = load_digits()
     counts: dict[int, int] = {}
     for i, (img, y) in enumerate(zip(d.images, d.target)):
-        if int(y) not in classes or i < offset:
+        if int(y) not in classes or i < offset or (limit is not None and i >= limit):
             continue
         if per_class is not None and counts.get(int(y), 0) >= per_class:
             continue
@@ -219,3 +221,22 @@ def raw_from_targets(targets: np.ndarray, anchors: np.ndarray, num_classes: int,
         raw[row, col, k, 4] = confidence
         raw[row, col, k, 5 + int(cls)] = confidence
     return raw.reshape(grid, grid, a * (5 + num_classes)).astype(np.float32)
+
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 220, 30), "blue": (30, 30, 220)}  # apart in grayscale too
+
+
+def write_colours(root: Path, *, per_class: int = 40, size: int = 64, seed: int = 0) -> Path:
+    """Three trivially separable colour classes: each image one colour (jittered per image) plus pixel
+    noise, `size` px RGB PNGs in one folder per class. Another seed gives fresh images."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name, rgb in COLOURS.items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            base = np.asarray(rgb, np.float32) + rng.uniform(-15, 15, 3)
+            pixels = base + rng.normal(0, 20, (size, size, 3))
+            Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{seed}_{i}.png")
+    return root

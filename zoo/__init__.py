@@ -23,6 +23,7 @@ _API = {
     "export": "zoo.exporting:export",
     "inference_model": "zoo.optimize:inference_model",
     "freeze": "zoo.training.freeze:freeze",
+    "lr_find": "zoo.training.lr_find:lr_find",
     "replace_head": "zoo.training.freeze:replace_head",
     "bench": "zoo.benchmark:bench",
     "tune": "zoo.training.tune:tune",

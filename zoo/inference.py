@@ -119,8 +119,15 @@ def _loader(task, meta: dict, *, max_pixels, keep_image: bool):
         if error is not None:
             return index, source, None, None, None, error
         try:
-            image = _decode(source, channels=channels, max_pixels=limit)
+            raw = source
+            if keep_image and channels != 3 and not isinstance(source, np.ndarray) and not _is_pil(source):
+                from zoo.data.sources import is_url, read_url
+
+                raw = read_url(source) if is_url(source) else source  # fetched once, decoded twice
+            image = _decode(raw, channels=channels, max_pixels=limit)
             array, info = task.prepare(image, meta)
+            if keep_image and channels != 3:  # draw on the user's own colours, not the model's grayscale input
+                image = _decode(raw, channels=3, max_pixels=limit)
         except ImageError as exc:
             return index, source, None, None, None, str(exc)
         except Exception as exc:  # one bad input never stops the batch

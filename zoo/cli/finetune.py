@@ -28,6 +28,18 @@ def _scalar(text: str):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
+def _lr_option(ctx, param, value):
+    if value is None or value.lower() == "find":
+        return value and "find"
+    try:
+        rate = float(value)
+    except ValueError:
+        raise click.BadParameter(f"must be a positive number or 'find'. Received: {value!r}.") from None
+    if not rate > 0:
+        raise click.BadParameter(f"must be a positive number or 'find'. Received: {value!r}.")
+    return rate
+
+
 @click.command("finetune", context_settings=CTX)
 @click.argument("model")
 @click.argument("data")
@@ -35,14 +47,22 @@ def _scalar(text: str):
 @click.option("--weights", "-w", default="auto", show_default=True,
               help="Weights tag or path, or 'none' to train from scratch; 'auto' = the model's pretrained weights.")
 @click.option("--epochs", "-e", type=int, default=10, show_default=True, help="All stages together.")
-@click.option("--head-epochs", type=int, default=None, help="Stage 1 (frozen base). Default: a third of --epochs.")
-@click.option("--batch-size", "-b", type=int, default=32, show_default=True, help="Global batch size.")
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate of the head stage.")
-@click.option("--finetune-lr", type=float, default=None, help="Peak learning rate of stage 2. Default: --lr / 10.")
+@click.option("--head-epochs", type=int, default=None,
+              help="Stage 1 (frozen base). Default: enough epochs for --head-steps steps, at most half of --epochs.")
+@click.option("--head-steps", type=int, default=100, show_default=True,
+              help="Optimizer steps the default stage 1 takes.")
+@click.option("--batch-size", "-b", type=int, default=None,
+              help="Global batch size. Default: min(32, training images / 8), at least 8.")
+@click.option("--lr", callback=_lr_option, default=None,
+              help="Peak learning rate (stage 1, or the only stage), or 'find' for an LR range test that writes "
+                   "OUT/lr_find.png and uses its suggestion. Default: 5e-3.")
+@click.option("--finetune-lr", type=float, default=None, help="Peak learning rate of stage 2's top block. Default: --lr / 2.")
 @click.option("--unfreeze", default="all", show_default=True, help="Stage 2: 'all', 'none' or N top blocks.")
-@click.option("--layer-decay", type=float, default=0.8, show_default=True,
-              help="Stage 2 LR multiplier per block below the top (1 = off).")
+@click.option("--layer-decay", type=float, default=None,
+              help="Stage 2 LR multiplier per block below the top (1 = off). Default: the bottom block at --lr / 100.")
 @click.option("--warmup", type=float, default=0.1, show_default=True, help="Fraction of each stage's steps warming up.")
+@click.option("--schedule", type=click.Choice(["onecycle", "constant"]), default="onecycle", show_default=True,
+              help="Per stage: warm-up then cosine decay, or a fixed learning rate.")
 @click.option("--weight-decay", type=float, default=1e-4, show_default=True)
 @click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
 @click.option("--label-smoothing", type=float, default=0.1, show_default=True)
@@ -52,7 +72,10 @@ def _scalar(text: str):
 @click.option("--early-stopping", type=int, default=5, show_default=True, help="Patience in epochs; 0 = off.")
 @click.option("--cache-features", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Train the head on precomputed base features (frozen base, no augmentation).")
-@click.option("--augment", type=click.Choice(["none", "light", "strong"]), default="light", show_default=True)
+@click.option("--augment", type=click.Choice(["none", "light", "strong"]), default="light", show_default=True,
+              help="light: small shifts and zoom; strong: also rotation and contrast.")
+@click.option("--flip", type=click.Choice(["none", "horizontal", "vertical", "both"]), default="none",
+              show_default=True, help="Random flips, for data whose class a flip keeps (not digits or text).")
 @click.option("--class-weights", type=click.Choice(["auto", "none"]), default="auto", show_default=True)
 @click.option("--val", default=None, help="Validation folder (same classes). Default: a stratified split of DATA.")
 @click.option("--val-split", type=float, default=0.2, show_default=True)

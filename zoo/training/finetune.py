@@ -17,11 +17,11 @@ from typing import Any
 
 from zoo.errors import UsageError
 from zoo.training import checkpoint as ck
-from zoo.training.options import TrainOptions, make_options
-from zoo.training.task import Task, get_task
+from zoo.training.options import TrainOptions, chosen_weights, make_options
+from zoo.training.task import get_task
 
 # Files a run writes into OUT; --overwrite removes these and nothing else.
-ARTEFACTS = ("model.keras", "metadata.json", "history.csv", "curves.png", "confusion_matrix.png",
+ARTEFACTS = ("model.keras", "metadata.json", "history.csv", "curves.png", "confusion_matrix.png", "lr_find.png",
              ck.CKPT_DIR, "tensorboard")
 
 
@@ -44,53 +44,175 @@ def finetune(model, data: str | os.PathLike, *, out: str | os.PathLike, epochs: 
     """
     opts = make_options(epochs=epochs, **options)
     out = Path(out)
+    setup = _setup(model, data, opts, task, out=out)
+    state = check_out(out, setup.opts)
+    t0 = time.time()
+    task_data = _load(setup, data)  # raises UsageError on bad data: nothing written yet
+    from zoo.training.precision import policy
+    from zoo.training.strategy import worker_info
+
+    with ck.RunLock(out):
+        state = check_out(out, setup.opts)  # again, under the lock
+        if setup.opts.overwrite and not setup.opts.resume:
+            _remove_artefacts(out)
+        with policy(setup.precision):
+            keras_model, meta, run = _build(setup, task_data, out)
+            if setup.opts.lr == "find" and not state:
+                _find_lr(setup, run, task_data, keras_model, out / "lr_find.png")
+            for warning in _start_warnings(run):
+                _say(run, warning)
+            from zoo.training.trainer import run_stages
+
+            if state and setup.opts.verbose:
+                print(f"resuming {out} after epoch {state['epoch']}", flush=True)
+            run_stages(run, resume_state=state)
+        _restore_best(run)
+        od = setup.od
+        meta = _metadata(keras_model, meta, setup.hooks, task_data, od, run, setup.precision, setup.strategy_name,
+                         setup.xla, time.time() - t0)
+        for warning in _end_warnings(meta, task_data):
+            _say(run, warning)
+            meta["training"]["notes"] = run.notes
+        _write_outputs(keras_model, meta, setup.hooks, task_data, run, out, worker_info())
+    if setup.opts.verbose:
+        summary_table(meta, out)
+    return keras_model
+
+
+class _Setup:
+    """What a run has decided before its data is read: task hooks, options, precision, strategy."""
+
+    def __init__(self, **kwargs):
+        self.__dict__.update(kwargs)
+
+    @property
+    def od(self):
+        """The options as the task hooks take them. "find" and the automatic batch size are
+        placeholders until they are resolved."""
+        opts = self.opts
+        if opts.lr == "find" or opts.lr is None or opts.batch_size is None:
+            from zoo.training.recipe import base_lr
+
+            opts = replace(opts, lr=base_lr(opts), batch_size=opts.batch_size or 32)
+        return opts
+
+
+def _setup(model, data, opts: TrainOptions, task: str | None, *, out: Path | None) -> _Setup:
     arch, task_name = resolve_model_ref(model, task)
-    state = check_out(out, opts)
-    hooks = training_hooks(task_name)
-    new_style = isinstance(hooks, Task)
-    if new_style:
-        opts = replace(opts, task_options=hooks.parse_options(opts.task_options))  # parsed once, checked first
-    if hasattr(hooks, "check_data"):
-        hooks.check_data(data, opts if new_style else opts.as_dict())  # bad DATA fails in a second, before TF loads
-    from zoo.training.strategy import resolve_strategy, worker_info
-    from zoo.training.precision import default_xla, policy, resolve_precision
+    if out is not None:
+        check_out(out, opts)
+    hooks = get_task(task_name)
+    opts = replace(opts, task_options=hooks.parse_options(opts.task_options))  # parsed once, checked first
+    hooks.check_data(data, opts)  # bad DATA fails in a second, before TensorFlow loads
+    from zoo.training.strategy import resolve_strategy
+    from zoo.training.precision import default_xla, resolve_precision
 
     strategy, strategy_name = resolve_strategy(opts.strategy)  # first: multi-worker needs it before other TF ops
     precision = resolve_precision(opts.precision)
     xla = default_xla(opts.xla)
+    native = hooks.native_size
     opts = replace(opts, arch=arch if isinstance(arch, str) else None, task=task_name,
-                   input_shape=resolve_input_shape(arch, opts), replicas=strategy.num_replicas_in_sync,
-                   workdir=str(out / ck.CKPT_DIR))
-    od = opts if new_style else opts.as_dict()
-    t0 = time.time()
+                   input_shape=resolve_input_shape(arch, opts, data=data if native else None),
+                   replicas=strategy.num_replicas_in_sync,
+                   workdir=str(out / ck.CKPT_DIR) if out is not None else None)
+    if opts.verbose and native:
+        line = _conversion_line(arch, data, opts.input_shape)
+        if line:
+            print(line, flush=True)
+    return _Setup(arch=arch, task_name=task_name, hooks=hooks, opts=opts, strategy=strategy,
+                  strategy_name=strategy_name, precision=precision, xla=xla)
+
+
+def _load(setup: _Setup, data):
+    """The task's data; then the batch size, automatic unless given, follows the number of images."""
     import keras
 
-    keras.utils.set_random_seed(opts.seed)  # same seed, same data split, init and shuffles
-    task_data = hooks.load_data(data, od)  # raises UsageError on bad data: nothing written yet
-    with ck.RunLock(out):
-        state = check_out(out, opts)  # again, under the lock
-        if opts.overwrite and not opts.resume:
-            _remove_artefacts(out)
-        with policy(precision):
-            with strategy.scope():
-                keras_model = hooks.build_model(arch, task_data, od)
-            from zoo.modeldir import get_meta
+    from zoo.training.recipe import auto_batch_size
 
-            meta = get_meta(keras_model)
-            stages = hooks.stages(keras_model, task_data, od) if hasattr(hooks, "stages") else _default_stages(
-                keras_model, meta, opts)
-            run = _make_run(keras_model, task_data, stages, hooks, od, opts, out, strategy, precision, xla)
-            from zoo.training.trainer import run_stages
+    keras.utils.set_random_seed(setup.opts.seed)  # same seed, same data split, init and shuffles
+    task_data = setup.hooks.load_data(data, setup.od)
+    if setup.opts.batch_size is None:
+        num_train = task_data.num_train or int(task_data.train.cardinality())
+        setup.opts = replace(setup.opts, batch_size=auto_batch_size(num_train, setup.opts.replicas))
+    return task_data
 
-            if state and opts.verbose:
-                print(f"resuming {out} after epoch {state['epoch']}", flush=True)
-            run_stages(run, resume_state=state)
-        _restore_best(run)
-        meta = _metadata(keras_model, meta, hooks, task_data, od, run, precision, strategy_name, xla, time.time() - t0)
-        _write_outputs(keras_model, meta, hooks, task_data, run, out, worker_info())
-    if opts.verbose:
-        summary_table(meta, out)
-    return keras_model
+
+def _build(setup: _Setup, task_data, out: Path):
+    """(keras model, its metadata, the trainer's Run) under the run's strategy."""
+    from zoo.modeldir import get_meta
+
+    with setup.strategy.scope():
+        keras_model = setup.hooks.build_model(setup.arch, task_data, setup.od)
+    meta = get_meta(keras_model)
+    stages = _stages(setup, keras_model, task_data)
+    run = _make_run(keras_model, task_data, stages, setup.hooks, setup.od, setup.opts, out, setup.strategy,
+                    setup.precision, setup.xla)
+    return keras_model, meta, run
+
+
+def _stages(setup: _Setup, keras_model, task_data):
+    return setup.hooks.stages(keras_model, task_data, setup.od)
+
+
+def _find_lr(setup: _Setup, run, task_data, keras_model, plot: Path) -> None:
+    """--lr find: an LR range test on the first stage; its suggestion becomes the base LR."""
+    from zoo.training.lr_find import range_test_lr
+
+    found, message = range_test_lr(run, plot=plot)
+    _say(run, message)
+    setup.opts = replace(setup.opts, lr=found)
+    run.opts = setup.opts
+    run.stages = _stages(setup, keras_model, task_data)
+
+
+def _say(run, message: str) -> None:
+    run.notes.append(message)
+    if run.opts.verbose:
+        print(message, flush=True)
+
+
+def _conversion_line(arch, data, shape) -> str | None:
+    """One line when the model's input changes the images: their size, or colour to grayscale."""
+    from zoo.training.recipe import image_stats
+
+    stats = image_stats(data)
+    if stats is None:
+        return None
+    h, w, c = shape
+    gray = stats["colour"] and c == 1
+    if not gray and stats["side"] == max(h, w):
+        return None
+    name = arch if isinstance(arch, str) else "the model"
+    what = f"{stats['side']} px {'colour' if stats['colour'] else 'grayscale'} images"
+    into = f"{h}x{w} {'grayscale' if c == 1 else 'RGB'}"
+    return f"{name} takes {into} input: your {what} (median side) are resized" + \
+        (" and converted to grayscale" if gray else "") + " (--image-size changes the size of a model built here)."
+
+
+def _start_warnings(run) -> list[str]:
+    from zoo.training.recipe import short_stages
+
+    return ["warning: " + w for w in short_stages(run.stages, num_train=run.num_train, batch_size=run.opts.batch_size)]
+
+
+def _end_warnings(meta: dict, task_data) -> list[str]:
+    """Validation accuracy near chance: say so, and what to try."""
+    accuracy = (meta.get("metrics") or {}).get("accuracy")
+    k = len(task_data.labels or [])
+    if not isinstance(accuracy, float) or k < 2:
+        return []
+    val_y = (task_data.extras.get("val_arrays") or (None, None))[1]
+    if val_y is not None and len(val_y):
+        import numpy as np
+
+        chance = float(np.bincount(np.asarray(val_y)).max() / len(val_y))  # always guessing the largest class
+    else:
+        chance = 1.0 / k
+    if accuracy > chance + 0.25 * (1.0 - chance):
+        return []
+    return [f"warning: validation accuracy {accuracy:.2f} is near chance ({chance:.2f} for {k} classes): the model "
+            f"learned little. Try more --epochs, --lr find, --augment none, pretrained --weights, or more images "
+            f"per class; curves.png shows whether the loss still falls."]
 
 
 def resolve_model_ref(model, task: str | None) -> tuple[Any, str]:
@@ -140,48 +262,17 @@ def _remove_artefacts(out: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def training_hooks(task_name: str):
-    """The task's training side: TASK's methods, else those of zoo.tasks.<task>_train (optional
-    hooks such as check_data, monitor, stages may live in either)."""
-    import importlib
-
-
-
-    task = get_task(task_name)
-    if isinstance(task, Task):
-        return task
-    sources = []
-    try:
-        sources.append(task)
-    except ModuleNotFoundError:
-        pass
-    try:
-        sources.append(importlib.import_module(f"zoo.tasks.{task_name}_train"))
-    except ModuleNotFoundError:
-        pass
-    if not any(hasattr(s, "load_data") for s in sources):
-        raise UsageError(f"Fine-tuning {task_name} models is not available in this build of zoo.")
-    return _Hooks(sources)
-
-
-class _Hooks:
-    def __init__(self, sources):
-        self._sources = sources
-
-    def __getattr__(self, name: str):
-        for source in self._sources:
-            try:
-                return getattr(source, name)
-            except AttributeError:
-                continue
-        raise AttributeError(name)
-
-
-def resolve_input_shape(arch, opts: TrainOptions) -> tuple[int, int, int]:
+def resolve_input_shape(arch, opts: TrainOptions, *, data=None) -> tuple[int, int, int]:
+    """(H, W, C) the model will take. `data` (a folder), for a registry model trained from scratch
+    without --image-size: train at the data's own image size instead of upsampling to the default."""
     from zoo.modeldir import reference_kind
 
     size = opts.image_size
     kind = reference_kind(arch, hub=True)
+    if size is None and data is not None and kind == "name" and chosen_weights(arch, opts.weights) is None:
+        from zoo.training.recipe import native_size
+
+        size = native_size(data, arch)
     if kind == "model":
         shape = tuple(arch.input_shape[1:])
     elif kind == "hub":
@@ -204,18 +295,10 @@ def resolve_input_shape(arch, opts: TrainOptions) -> tuple[int, int, int]:
     return tuple(int(d) for d in shape)
 
 
-def _default_stages(model, meta: dict, opts: TrainOptions):
-    from zoo.training.freeze import head_layers
-    from zoo.training.recipe import default_stages
-
-    pretrained = bool(meta.get("weights", {}).get("origin")) or bool(meta.get("finetuned_from"))
-    return default_stages(opts, pretrained=pretrained, has_head=bool(head_layers(model)))
-
-
 def _make_run(model, data, stages, hooks, od, opts, out, strategy, precision, xla):
     from zoo.training.trainer import Run
 
-    monitor = hooks.monitor(od) if hasattr(hooks, "monitor") else ("val_loss", "min")
+    monitor = hooks.monitor(od)
     if data.val is None:
         monitor = (monitor[0].removeprefix("val_"), monitor[1])
     num_train = data.num_train or int(data.train.cardinality())
@@ -237,7 +320,7 @@ def _metadata(model, meta, hooks, data, od, run, precision, strategy_name, xla, 
     from zoo.training.strategy import worker_info
 
     index, workers, chief = worker_info()
-    extra = hooks.metadata(model, data, od) if hasattr(hooks, "metadata") else {}
+    extra = hooks.metadata(model, data, od)
     options = {k: v for k, v in (od.as_dict() if isinstance(od, TrainOptions) else od).items() if k not in ("workdir",)}
     meta = {**meta, **extra}
     meta.update(
@@ -257,9 +340,8 @@ def _write_outputs(model, meta, hooks, data, run, out: Path, worker) -> None:
 
     ck.write_history(out / "history.csv", run.history)
     write_model_dir(model, out, meta)
-    draw_curves(run.history, out / "curves.png")
-    if hasattr(hooks, "report"):
-        hooks.report(model, meta, data, out)
+    draw_curves(run.history, out / "curves.png", best_epoch=run.best.get("epoch") if run.val is not None else None)
+    hooks.report(model, meta, data, out)
     shutil.rmtree(out / ck.CKPT_DIR, ignore_errors=True)  # the run is complete: model.keras supersedes it
 
 

@@ -14,13 +14,16 @@ Strategy = Literal["auto", "none", "mirrored", "multiworker"]
 @dataclass
 class TrainOptions:
     epochs: int = 10  # all stages together (history.csv has this many rows when nothing stops early)
-    head_epochs: int | None = None  # stage 1 (frozen base); default: a third of `epochs`, at least 1
-    batch_size: int = 32  # global batch (split across replicas)
-    lr: float = 1e-3  # peak learning rate of the head stage
-    finetune_lr: float | None = None  # peak LR of stage 2; default lr / 10
+    head_epochs: int | None = None  # stage 1 (frozen base); default: enough epochs for `head_steps` optimizer steps
+    head_steps: int = 100  # the default head stage's length in optimizer steps (at most half of `epochs`)
+    batch_size: int | None = None  # global batch (split across replicas); default min(32, train images / 8), >= 8
+    lr: float | str | None = None  # peak LR (the head stage's, or the only stage's); "find" = LR range test
+    finetune_lr: float | None = None  # peak LR of stage 2 (its top block); default lr / 2
     unfreeze: str = "all"  # stage 2: "all", "none" (head only) or N = the top N blocks
-    layer_decay: float = 0.8  # stage 2: LR multiplier per block below the top (1 = off)
-    warmup: float = 0.1  # fraction of each stage's steps spent warming up linearly
+    layer_decay: float | None = None  # stage 2: LR multiplier per block below the top (1 = off);
+    # default: the bottom block at lr / 100, the top at lr / 2 (fastai's discriminative rates)
+    warmup: float = 0.1  # fraction of each stage's steps warming up (one-cycle: up, then cosine down)
+    schedule: Literal["onecycle", "constant"] = "onecycle"  # per stage: warm-up + cosine decay, or a fixed LR
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     optimizer: Literal["adamw", "sgd"] = "adamw"
     label_smoothing: float = 0.1
@@ -28,7 +31,8 @@ class TrainOptions:
     dropout: float = 0.2  # before the new classifier (only when a head is created)
     early_stopping: int | None = 5  # patience in epochs on the monitored metric; None = off
     cache_features: Literal["auto", "on", "off"] = "auto"  # stage 1 on precomputed base features
-    augment: Literal["none", "light", "strong"] = "light"
+    augment: Literal["none", "light", "strong"] = "light"  # light: small shifts and zoom; strong: + rotation, contrast
+    flip: Literal["none", "horizontal", "vertical", "both"] = "none"  # random flips, only where the data allows them
     class_weights: Literal["auto", "none"] = "auto"
     val: str | None = None  # validation folder; else a stratified split of DATA
     val_split: float = 0.2
@@ -57,11 +61,19 @@ class TrainOptions:
             raise UsageError(f"`epochs` must be >= 1. Received: epochs={self.epochs}.")
         if self.head_epochs is not None and not 0 <= self.head_epochs <= self.epochs:
             raise UsageError(f"`head_epochs` must be between 0 and epochs={self.epochs}. Received: {self.head_epochs}.")
-        if self.batch_size < 1:
+        if isinstance(self.lr, str):
+            if self.lr.lower() != "find":
+                raise UsageError(f"`lr` must be a positive number or 'find'. Received: lr={self.lr!r}.")
+            self.lr = "find"
+        elif self.lr is not None and not self.lr > 0:
+            raise UsageError(f"`lr` must be a positive number or 'find'. Received: lr={self.lr!r}.")
+        if self.head_steps < 1:
+            raise UsageError(f"`head_steps` must be >= 1. Received: head_steps={self.head_steps}.")
+        if self.batch_size is not None and self.batch_size < 1:
             raise UsageError(f"`batch_size` must be >= 1. Received: batch_size={self.batch_size}.")
         if not 0 <= self.val_split < 1:
             raise UsageError(f"`val_split` must be in [0, 1). Received: val_split={self.val_split}.")
-        if not 0 < self.layer_decay <= 1:
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
             raise UsageError(f"`layer_decay` must be in (0, 1]. Received: layer_decay={self.layer_decay}.")
         if not 0 <= self.label_smoothing < 1:
             raise UsageError(f"`label_smoothing` must be in [0, 1). Received: {self.label_smoothing}.")
@@ -69,7 +81,8 @@ class TrainOptions:
         if u not in ("all", "none") and not (u.isdigit() and int(u) > 0):
             raise UsageError(f"`unfreeze` must be 'all', 'none' or a positive number of top blocks. Received: {self.unfreeze!r}.")
         self.unfreeze = u
-        for name in ("precision", "strategy", "nan", "bn", "cache_features", "augment", "class_weights", "optimizer"):
+        for name in ("precision", "strategy", "nan", "bn", "cache_features", "augment", "flip", "class_weights",
+                     "optimizer", "schedule"):
             allowed = _choices(name)
             if getattr(self, name) not in allowed:
                 raise UsageError(f"`{name}` must be one of {', '.join(allowed)}. Received: {name}={getattr(self, name)!r}.")

@@ -49,6 +49,9 @@ class Task:
 
     name: ClassVar[str] = ""
     options_class: ClassVar[type] = NoOptions
+    # True: a registry model trained from scratch without --image-size is built at the data's own
+    # image size (zoo.training.recipe.native_size), for tasks whose models take any input size.
+    native_size: ClassVar[bool] = False
 
     # --- options ---
 
@@ -102,13 +105,9 @@ class Task:
 
     def stages(self, model, data: TaskData, opts) -> list:
         """Head on a frozen base, then the top blocks with layer-wise LR decay (one stage from scratch)."""
-        from zoo.modeldir import get_meta
-        from zoo.training.freeze import head_layers
-        from zoo.training.recipe import default_stages
+        from zoo.training.recipe import model_stages
 
-        meta = get_meta(model)
-        pretrained = bool(meta.get("weights", {}).get("origin")) or bool(meta.get("finetuned_from"))
-        return default_stages(opts, pretrained=pretrained, has_head=bool(head_layers(model)))
+        return model_stages(model, opts, num_train=data.num_train)
 
     def metadata(self, model, data: TaskData, opts) -> dict[str, Any]:
         """Task extras for metadata.json (anchors, vocabulary...)."""

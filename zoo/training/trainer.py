@@ -88,15 +88,19 @@ class _EpochEndImpl:
         run.history.append(row)
         name, mode = run.monitor
         value = logs.get(name, logs.get(name.removeprefix("val_")))
-        improved = value is not None and (not run.best or (value > run.best["value"] if mode == "max" else value < run.best["value"]))
-        if improved:
-            run.best = {"value": value, "epoch": epoch + 1, "metric": name, "file": f"best-{epoch + 1:04d}.npz"}
+        loss = logs.get("val_loss", logs.get("loss"))
+        if value is not None and _improved(value, loss, run.best, mode):
+            run.best = {"value": value, "epoch": epoch + 1, "metric": name, "file": f"best-{epoch + 1:04d}.npz",
+                        "loss": loss}
             ck.save_arrays(_ckpt(run.out) / run.best["file"], ck.weights_of(self.full.weights))
             self.bad_epochs = 0
         else:
             self.bad_epochs += 1
         patience = run.opts.early_stopping
-        if patience and self.bad_epochs >= patience and run.val is not None:
+        # Not in the first half of a stage: the one-cycle LR is still high there, and a small run's
+        # validation accuracy jumps about before it settles.
+        settled = epoch + 1 - self.stage_start >= stage.epochs / 2
+        if patience and self.bad_epochs >= patience and run.val is not None and settled:
             run.notes.append(f"early stopping in stage {stage.name!r} at epoch {epoch + 1}: "
                              f"{name} did not improve for {patience} epochs")
             self.trained.stop_training = True
@@ -107,6 +111,16 @@ class _EpochEndImpl:
         for old in _ckpt(run.out).glob("best-*.npz"):
             if old.name != run.best.get("file"):
                 old.unlink(missing_ok=True)
+
+
+def _improved(value: float, loss: float | None, best: dict, mode: str) -> bool:
+    """Better on the monitored metric, or equal with a lower loss: accuracy on a small validation
+    set ties often, and the lower loss is the better model (and not a reason to stop early)."""
+    if not best:
+        return True
+    if value != best["value"]:
+        return value > best["value"] if mode == "max" else value < best["value"]
+    return loss is not None and best.get("loss") is not None and loss < best["loss"]
 
 
 def _ckpt(out: Path) -> Path:
@@ -124,14 +138,18 @@ def _current_lr(optimizer) -> float:
 
 
 def make_optimizer(opts, stage: Stage, steps: int):
-    """AdamW (or SGD) with linear warm-up then cosine decay to 1% over the stage's steps."""
+    """AdamW (or SGD), one-cycle over the stage's steps (linear warm-up from 1% of the peak, then
+    cosine decay to 1%), or a constant rate with `schedule="constant"`."""
     import keras
 
     warmup = int(round(opts.warmup * steps))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=stage.lr * (0.01 if warmup else 1.0),
-        decay_steps=max(1, steps - warmup), alpha=0.01,
-        warmup_target=stage.lr if warmup else None, warmup_steps=warmup)
+    if getattr(opts, "schedule", "onecycle") == "constant":
+        schedule = stage.lr
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=stage.lr * (0.01 if warmup else 1.0),
+            decay_steps=max(1, steps - warmup), alpha=0.01,
+            warmup_target=stage.lr if warmup else None, warmup_steps=warmup)
     if opts.optimizer == "sgd":
         opt = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True)
     else:
@@ -177,7 +195,7 @@ def run_stages(run: Run, *, resume_state: dict | None) -> None:
         if done >= end or _stopped(run, stage) or (state and state.get("stage", -1) > index):
             index += 1
             continue
-        callback = _train_stage(run, index, start, end, state)
+        callback = _train_stage(run, index, starts, end, state)
         if callback.nan:
             state = _handle_nan(run, callback.nan, index, rollbacks)
             rollbacks += 1
@@ -190,11 +208,13 @@ def run_stages(run: Run, *, resume_state: dict | None) -> None:
         index += 1
 
 
-def _train_stage(run: Run, index: int, start: int, end: int, state: dict | None) -> _EpochEnd:
+def _train_stage(run: Run, index: int, starts: list[int], end: int, state: dict | None) -> _EpochEnd:
     """Freeze, compile, restore a checkpoint when resuming, and fit stage `index` up to epoch `end`."""
     from zoo.training.freeze import freeze
+    from zoo.training.progress import Progress
 
     stage, opts = run.stages[index], run.opts
+    start = starts[index]
     with run.strategy.scope():
         report = freeze(run.model, **stage.freeze) if stage.freeze is not None else _unfreeze(run.model)
         trained, train_ds, val_ds = _stage_data(run, stage)
@@ -207,13 +227,14 @@ def _train_stage(run: Run, index: int, start: int, end: int, state: dict | None)
     callback = _EpochEnd(run, index, start, trained, opt, run.model)
     if state and state.get("stage") == index:
         callback.bad_epochs = int(state.get("bad_epochs", 0))
-    callbacks = [callback]
+    # One progress line across all stages (zoo.training.progress) instead of Keras's per-stage bars.
+    callbacks = [callback, Progress(run, index, starts, math.ceil(run.num_train / opts.batch_size))]
     if opts.tensorboard:
         import keras
 
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.out / "tensorboard"), update_freq="epoch"))
     trained.fit(train_ds, validation_data=val_ds, initial_epoch=initial, epochs=end,
-                callbacks=callbacks, verbose=opts.verbose, shuffle=False)
+                callbacks=callbacks, verbose=0, shuffle=False)
     return callback
 
 

@@ -20,6 +20,8 @@ DIR:
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import shutil
@@ -91,9 +93,9 @@ def tune(model, data: str | os.PathLike, *, out: str | os.PathLike, trials: int 
 
 def prepare(model, data, *, out, trials, workers, epochs, space, search, objective, options) -> dict[str, Any]:
     """The search's settings as JSON-able data, every input checked (no TensorFlow is imported)."""
-    from zoo.training.finetune import resolve_model_ref, training_hooks
+    from zoo.training.finetune import resolve_model_ref
     from zoo.training.options import make_options
-    from zoo.training.task import Task
+    from zoo.training.task import get_task
     from zoo.training.tune_space import objective_for, parse_space
 
     for name, value in (("trials", trials), ("workers", workers), ("epochs", epochs)):
@@ -111,10 +113,9 @@ def prepare(model, data, *, out, trials, workers, epochs, space, search, objecti
                          "model directory or a .keras file, not an in-memory model. Save it first (model.save).")
     arch, task = resolve_model_ref(model, None)
     opts = make_options(epochs=epochs, **options)  # unknown or invalid fixed options fail here
-    hooks = training_hooks(task)
-    new_style = isinstance(hooks, Task)
-    if new_style:
-        hooks.parse_options(opts.task_options)  # an unknown --opt key fails here, not in every trial
+    hooks = get_task(task)
+    # An unknown --opt key fails here, not in every trial.
+    opts = dataclasses.replace(opts, task_options=hooks.parse_options(opts.task_options))
     parsed = parse_space(space, task=task, fixed=options, epochs=epochs)
     if not any(s["kind"] != "fixed" for s in parsed.values()):
         raise UsageError("Nothing to search: every option in the space has one value. Give a range or a choice.")
@@ -122,8 +123,7 @@ def prepare(model, data, *, out, trials, workers, epochs, space, search, objecti
     data_path = Path(data)
     if not data_path.exists():
         raise UsageError(f"DATA {str(data)!r} does not exist.")
-    if hasattr(hooks, "check_data"):
-        hooks.check_data(data, opts if new_style else opts.as_dict())
+    hooks.check_data(data, opts)
     model_ref = str(Path(arch).resolve()) if isinstance(arch, str) and Path(arch).exists() else arch
     return {"zoo": "tune", "model": model_ref, "data": str(data_path.resolve()), "task": task,
             "search": search, "objective": [name, direction], "trials": trials, "epochs": epochs,

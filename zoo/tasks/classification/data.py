@@ -188,9 +188,11 @@ def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def augmenter(level: str, *, seed: int, channels: int):
+def augmenter(level: str, *, seed: int, channels: int, flip: str = "none"):
     """A function on batched (x, y[, w]) that augments x on the fly (Keras preprocessing layers),
-    or None for "none". light: flip + small crop/zoom; strong: also rotation, colour."""
+    or None for "none". light: small shifts and zoom; strong: also rotation, contrast, brightness.
+    `flip` ("none", "horizontal", "vertical", "both") adds random flips: off unless asked, since a
+    flip changes the class of digits, text and other oriented things."""
     if level not in AUGMENTS:
         raise UsageError(f"`augment` must be one of {', '.join(AUGMENTS)}. Received: augment={level!r}.")
     if level == "none":
@@ -198,8 +200,10 @@ def augmenter(level: str, *, seed: int, channels: int):
     import keras
 
     L = keras.layers
-    ops = [L.RandomFlip("horizontal", seed=seed), L.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 1),
+    ops = [L.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 1),
            L.RandomZoom((-0.1, 0.1), fill_mode="reflect", seed=seed + 2)]
+    if flip != "none":
+        ops.insert(0, L.RandomFlip("horizontal_and_vertical" if flip == "both" else flip, seed=seed))
     if level == "strong":
         ops += [L.RandomRotation(0.08, fill_mode="reflect", seed=seed + 3), L.RandomContrast(0.3, seed=seed + 4)]
         if channels == 3:

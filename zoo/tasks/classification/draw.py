@@ -49,7 +49,9 @@ def draw_confusion(cm: np.ndarray, labels: list[str], path: Path) -> Path:
                             color="white" if norm[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"confusion matrix ({int(cm.sum())} images, accuracy {np.trace(cm) / max(cm.sum(), 1):.3f})")
+    # Two short lines: one long line is cut off on the narrow figure of a few classes.
+    ax.set_title(f"confusion matrix\n{int(cm.sum())} images, accuracy {np.trace(cm) / max(cm.sum(), 1):.3f}",
+                 fontsize=10)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
     plt.close(fig)

@@ -28,6 +28,7 @@ class ClassificationTask(Task):
     """Image classification: class folders or a CSV `path,label` -> a softmax classifier; top-k labels."""
 
     name = "classification"
+    native_size = True  # from scratch, train at the images' own size (zoo.training.task.Task)
     options_class = ClassificationOptions
 
     # --- prediction (prepare: the base's resize policy from the metadata) ---
@@ -126,7 +127,7 @@ class ClassificationTask(Task):
                 print(f"skipped {len(skipped)} unreadable files (first: {skipped[0][0]}: {skipped[0][1]})", flush=True)
         return TaskData(train=train, val=val, labels=list(index.classes), summary=summary,
                         extras={"val_arrays": (val_x, val_y)}, num_train=len(train_y), num_val=len(val_y),
-                        augment=dc.augmenter(opts.augment, seed=opts.seed, channels=c))
+                        augment=dc.augmenter(opts.augment, seed=opts.seed, channels=c, flip=opts.flip))
 
     def build_model(self, arch, data: TaskData, opts):
         """A registry name with weights (new head for the data's classes), a model directory /
