@@ -21,6 +21,7 @@ import warnings
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,6 @@ def iter_predict(
     **options: Any,
 ) -> Iterator[dict]:
     """zoo.predict as a generator: records stream out as batches finish (used by the CLI)."""
-    from zoo.data.images import DEFAULT
-
     _check_int("top_k", top_k)
     _check_int("batch_size", batch_size)
     if workers is not None:
@@ -91,8 +90,36 @@ def iter_predict(
         run = lambda batch: forward(keras_model, batch, meta, options)  # noqa: E731
     else:
         run = make_forward(keras_model, meta)
+    chunks = iter_batches(sources, prepare=lambda image: task.prepare(image, meta), channels=channels,
+                          batch_size=batch_size, recursive=recursive, workers=workers, max_pixels=max_pixels,
+                          keep_image=save_dir is not None)
+    with closing(chunks):
+        for chunk in chunks:
+            yield from _finish(chunk, run, task, meta, options)
+
+
+def iter_batches(
+    sources: Any,
+    *,
+    prepare,
+    channels: int,
+    batch_size: int,
+    recursive: bool = False,
+    workers: int | None = None,
+    max_pixels: Any = None,
+    keep_image: bool = False,
+) -> Iterator[list[tuple]]:
+    """The input pipeline of zoo.predict (and zoo.explain): sources expanded lazily, decoded and
+    prepared by a bounded thread pool a few batches ahead, in input order.
+
+    Yields chunks of items (index, source, array, info, image, error): `array, info = prepare(image)`
+    for a good input (the decoded original kept as `image` with keep_image, else None), `error` a
+    one-line reason for a bad one (array, info and image None). A chunk holds up to batch_size good
+    inputs.
+    """
+    from zoo.data.images import DEFAULT
+
     limit = DEFAULT if max_pixels is None else max_pixels
-    keep_image = save_dir is not None
 
     def load(item):
         index, source, error = item
@@ -100,7 +127,7 @@ def iter_predict(
             return index, source, None, None, None, error
         try:
             image = _decode(source, channels=channels, max_pixels=limit)
-            array, info = task.prepare(image, meta)
+            array, info = prepare(image)
         except ImageError as exc:
             return index, source, None, None, None, str(exc)
         except Exception as exc:  # one bad input never stops the batch
@@ -108,7 +135,7 @@ def iter_predict(
         return index, source, array, info, image if keep_image else None, None
 
     n_workers = workers or min(8, max(2, os.cpu_count() or 2))
-    # decoded inputs waiting for the model: this bounds memory. With save_dir the full-size
+    # decoded inputs waiting for the model: this bounds memory. With keep_image the full-size
     # originals are kept until drawn, so look ahead one batch only.
     ahead = batch_size if keep_image else max(2 * batch_size, 4 * n_workers)
     items = _enumerate(sources, recursive=recursive)
@@ -132,10 +159,10 @@ def iter_predict(
             n_ok += result[5] is None
             # flush on a full batch; errors alone are flushed too so they are not held back long
             if n_ok >= batch_size or len(chunk) >= 4 * batch_size:
-                yield from _finish(chunk, run, task, meta, options)
+                yield chunk
                 chunk, n_ok = [], 0
         if chunk:
-            yield from _finish(chunk, run, task, meta, options)
+            yield chunk
     finally:
         # stopped early (Ctrl-C, an error, or the caller closed the stream): drop queued decodes
         pool.shutdown(wait=True, cancel_futures=True)
@@ -310,6 +337,19 @@ def make_forward(model: Any, meta: dict):
     return cache[key]
 
 
+def normalise(x, norm: dict | None):
+    """Pixels -> the model's input, for a model without its preprocessing inside (`norm` from
+    external_normalisation; None: x unchanged). Differentiable, so explanations can use it too."""
+    if norm is None:
+        return x
+    import tensorflow as tf
+
+    if norm.get("channel_order") == "bgr":
+        x = x[..., ::-1]
+    return (x * float(norm.get("scale", 1.0)) - tf.constant(norm.get("mean", [0.0]), x.dtype)) / tf.constant(
+        norm.get("std", [1.0]), x.dtype)
+
+
 def _compile_forward(model: Any, norm: dict | None):
     import tensorflow as tf
 
@@ -325,13 +365,7 @@ def _compile_forward(model: Any, norm: dict | None):
     traced: dict = {}
 
     def body(x):
-        x = tf.cast(x, dtype)
-        if norm is not None:
-            if norm.get("channel_order") == "bgr":
-                x = x[..., ::-1]
-            x = (x * float(norm.get("scale", 1.0)) - tf.constant(norm.get("mean", [0.0]), dtype)) / tf.constant(
-                norm.get("std", [1.0]), dtype)
-        return infer(x, training=False)
+        return infer(normalise(tf.cast(x, dtype), norm), training=False)
 
     def run(batch: np.ndarray):
         key = (batch.dtype.str, batch.shape[1:])
