@@ -25,6 +25,7 @@ _API = {
     "freeze": "zoo.training.freeze:freeze",
     "replace_head": "zoo.training.freeze:replace_head",
     "bench": "zoo.benchmark:bench",
+    "explain": "zoo.explaining:explain",
 }
 
 __all__ = sorted(_API) + ["__version__"]
