@@ -21,6 +21,7 @@ COMMANDS = {
     "export": "zoo.cli.export:export_cmd",
     "weights": "zoo.cli.weights:weights_group",
     "bench": "zoo.cli.bench:bench_cmd",
+    "explain": "zoo.cli.explain:explain_cmd",
 }
 
 HELP = {
@@ -32,6 +33,7 @@ HELP = {
     "export": "Export to SavedModel, TFLite or ONNX, with a parity check.",
     "weights": "The weights cache: list, fetch, verify, import.",
     "bench": "Throughput of a model on this machine.",
+    "explain": "Where the evidence is: heatmaps, peaks, neurons, sanity checks.",
 }
 
 

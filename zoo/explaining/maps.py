@@ -84,7 +84,7 @@ def iter_explain(
     """zoo.explain as a generator: records stream out as batches finish (used by the CLI)."""
     from pathlib import Path
 
-    from zoo.explaining.methods import Explainer, MethodOptions, check_method
+    from zoo.explaining.methods import MethodOptions, check_method, explainer_for
     from zoo.inference import input_size, iter_batches, resolve_model
     from zoo.tasks import get_task
 
@@ -102,7 +102,7 @@ def iter_explain(
                          f"Fine-tune a classifier on it, or use `zoo predict`.")
     height, width, channels = input_size(keras_model, meta)
     meta = {**meta, "input_shape": [height, width, channels]}
-    explainer = Explainer(keras_model, meta, method=method, layer=layer, task=task.name,
+    explainer = explainer_for(keras_model, meta, method=method, layer=layer, task=task.name,
                           options=MethodOptions(samples=samples, noise=noise, steps=steps))
     class_index = _target_index(target, meta)
     if save_dir is not None:

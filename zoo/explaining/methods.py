@@ -62,7 +62,7 @@ class Explainer:
     def __init__(self, model: Any, meta: dict, *, method: str = "gradcam", layer: Any = None,
                  task: str = "classification", options: MethodOptions | None = None):
         from zoo.explaining.layers import head_activation, resolve_layer
-        from zoo.inference import external_normalisation
+        from zoo.inference import external_normalisation, input_size
 
         self.model = model
         self.method = check_method(method)
@@ -73,6 +73,7 @@ class Explainer:
                              f"steps={self.options.steps}, noise={self.options.noise}.")
         self.layer = resolve_layer(model, layer) if self.method in CAM_METHODS else None
         self.norm = external_normalisation(model, meta)
+        self.input_shape = input_size(model, meta)
         self.kind = head_activation(model)[1] if task == "classification" else None
         self.anchors_count = None
         if task == "detection":
@@ -111,7 +112,11 @@ class Explainer:
                 return _cam(features, grads, plus=self.method == "gradcam++"), index, shown
             return grads, index, shown
 
-        self._fn = tf.function(body, reduce_retracing=True)
+        # one trace for every batch size: the batch dimension is left free
+        height, width, channels = self.input_shape
+        target_shape = (None, 2) if self.task == "detection" else (None,)
+        self._fn = tf.function(body, input_signature=[tf.TensorSpec((None, height, width, channels), tf.float32),
+                                                      tf.TensorSpec(target_shape, tf.int32)])
         return self._fn
 
     def _score(self, out, target):
@@ -193,3 +198,23 @@ def _cam(features, grads, *, plus: bool):
     else:
         weights = tf.reduce_mean(grads, axis=[1, 2])
     return tf.nn.relu(tf.einsum("nhwc,nc->nhw", features, weights))
+
+
+def explainer_for(model: Any, meta: dict, *, method: str, layer: Any = None, task: str = "classification",
+                  options: MethodOptions | None = None) -> Explainer:
+    """An Explainer for this model and configuration, cached on the model object: repeated
+    zoo.explain calls on one model reuse its traced step instead of tracing it again."""
+    import json
+
+    fresh = Explainer(model, meta, method=method, layer=layer, task=task, options=options)
+    key = (fresh.method, fresh.layer.name if fresh.layer is not None else None, task, fresh.options,
+           json.dumps(fresh.norm, sort_keys=True, default=str), fresh.kind, fresh.anchors_count)
+    cache = getattr(model, "_zoo_explainers", None)
+    if cache is None:
+        cache = {}
+        try:
+            # object.__setattr__: not model state, so Keras must not track it (as zoo.inference does)
+            object.__setattr__(model, "_zoo_explainers", cache)
+        except (AttributeError, TypeError):
+            return fresh
+    return cache.setdefault(key, fresh)

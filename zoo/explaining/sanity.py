@@ -2,7 +2,7 @@
 
 An explanation that does not change when the model forgets what it learned explains the input,
 not the model. The check re-initialises the top of the network (the classifier head and the last
-block of the base), explains the same images for the same class again, and compares each pair of
+convolutional block of the base), explains the same images for the same class again, and compares each pair of
 maps by Spearman rank correlation. A method passes when the maps have changed: a mean correlation
 below the threshold (Adebayo et al. see correlations near 0 for methods that depend on the
 weights, and high ones for methods that act like edge detectors).
@@ -20,14 +20,21 @@ DEFAULT_THRESHOLD = 0.5
 
 
 def top_layers(model) -> list:
-    """The layers re-initialised: the classifier head and the last block of the base (by layer
-    names, e.g. conv5_block2); a model without a Dense head loses its last two blocks."""
+    """The layers re-initialised: the classifier head and the base's blocks (by layer names, e.g.
+    conv5_block2) from the top down to the first one with a kernel, so a block of only a batch norm
+    never stands in for the last convolutional block. A model without a Dense head (detection,
+    or a head inside a nested model) loses its top two blocks with kernels."""
     from zoo.training.freeze import base_blocks, head_layers
 
     head = [l for l in head_layers(model) if l.weights]
-    blocks = base_blocks(model)
-    take = blocks[-1:] if head else blocks[-2:]
-    layers = [l for _, members in take for l in members if l.weights] + head
+    need = 1 if head else 2
+    taken: list = []
+    for _, members in reversed(base_blocks(model)):
+        taken = members + taken
+        need -= any(len(w.shape) >= 2 for l in members for w in l.weights)
+        if need <= 0:
+            break
+    layers = [l for l in taken if l.weights] + head
     return list({id(l): l for l in layers}.values())
 
 
