@@ -1,10 +1,11 @@
 """Measured check of zoo explain: the pointing game on one-shape-per-image synthetic data.
 
-    python scripts/pointing_game.py --out runs/pointing --images 400 --size 128 --epochs 15
+    python scripts/pointing_game.py --out runs/pointing --images 400 --size 128 --epochs 15 --batch-size 16
 
-1. Data: seeded images from scripts/make_shapes_detection.py with one shape each (class = the
-   shape: square, circle, triangle; colours never tell the class), the box of every shape known.
-   --images go to class folders for training; --test-images (60) are held out with their boxes.
+1. Data: seeded images from scripts/make_shapes_pointing.py, one shape each (class = the shape:
+   square, circle, triangle; colours never tell the class) on a noisy background with faint lines
+   as clutter, the box of every shape known. --images go to class folders for training (a fifth
+   of them validate); --test-images (60) are held out with their boxes.
 2. Model: resnet18 trained from scratch at --size px with `zoo.finetune` (skipped when
    OUT/model already holds a model, so the measurement can be re-run alone).
 3. For every method of zoo.explain: the pointing game (Zhang et al. 2016): the map's peak inside
@@ -28,36 +29,12 @@ import statistics
 import time
 from pathlib import Path
 
-CLASSES = ("square", "circle", "triangle")
-
-
-def _generator():
-    path = Path(__file__).with_name("make_shapes_detection.py")
-    spec = importlib.util.spec_from_file_location("make_shapes_detection", path)
+def _shapes():
+    path = Path(__file__).with_name("make_shapes_pointing.py")
+    spec = importlib.util.spec_from_file_location("make_shapes_pointing", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def make_data(root: Path, *, images: int, test_images: int, size: int, seed: int) -> tuple[Path, list[dict]]:
-    """Class folders under root/train and held-out images under root/test with their boxes."""
-    import numpy as np
-
-    shapes = _generator()
-    rng = np.random.default_rng(seed)
-    test: list[dict] = []
-    for split, count in (("train", images), ("test", test_images)):
-        for n in range(count):
-            image, objects = shapes.draw_image(rng, size=size, max_objects=1)
-            (label, box), = objects
-            folder = root / split / (label if split == "train" else "")
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{n:05d}.png"
-            image.save(path)
-            if split == "test":
-                test.append({"path": str(path), "label": label, "box": list(box), "size": [size, size]})
-    (root / "test" / "boxes.json").write_text(json.dumps(test, indent=1))
-    return root / "train", test
 
 
 def train(data: Path, out: Path, *, size: int, epochs: int, batch_size: int, lr: float, seed: int) -> float:
@@ -86,7 +63,7 @@ def measure(model_dir: Path, test: list[dict], *, methods: list[str], seed: int,
         start = time.perf_counter()
         peaks: dict[str, list[int]] = {}
         correlations = []
-        for label in CLASSES:  # the true class of each image is explained, as in Zhang et al.
+        for label in _shapes().CLASSES:  # the true class of each image is explained, as in Zhang et al.
             group = [t["path"] for t in test if t["label"] == label]
             for record in zoo.explain(group, model=model, method=method, target=label, sanity=True, batch_size=16):
                 if not record["ok"]:
@@ -152,7 +129,7 @@ def main() -> None:
     parser.add_argument("--test-images", type=int, default=60)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", default="gradcam,gradcam++,saliency,smoothgrad,integrated-gradients")
@@ -160,8 +137,8 @@ def main() -> None:
 
     data_root = args.out / "data"
     model_dir = args.out / "model"
-    train_dir, test = make_data(data_root, images=args.images, test_images=args.test_images, size=args.size,
-                                seed=args.seed)
+    train_dir, test = _shapes().make_folders(data_root, images=args.images, test_images=args.test_images,
+                                             size=args.size, seed=args.seed)
     train_seconds = None
     if not (model_dir / "model.keras").exists():
         train_seconds = train(train_dir, model_dir, size=args.size, epochs=args.epochs, batch_size=args.batch_size,
