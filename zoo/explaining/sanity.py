@@ -2,7 +2,7 @@
 
 An explanation that does not change when the model forgets what it learned explains the input,
 not the model. The check re-initialises the top of the network (the classifier head and the last
-convolutional block of the base), explains the same images for the same class again, and compares each pair of
+two convolutional blocks of the base), explains the same images for the same class again, and compares each pair of
 maps by Spearman rank correlation. A method passes when the maps have changed: a mean correlation
 below the threshold (Adebayo et al. see correlations near 0 for methods that depend on the
 weights, and high ones for methods that act like edge detectors).
@@ -21,13 +21,14 @@ DEFAULT_THRESHOLD = 0.5
 
 def top_layers(model) -> list:
     """The layers re-initialised: the classifier head and the base's blocks (by layer names, e.g.
-    conv5_block2) from the top down to the first one with a kernel, so a block of only a batch norm
-    never stands in for the last convolutional block. A model without a Dense head (detection,
-    or a head inside a nested model) loses its top two blocks with kernels."""
+    conv5_block2) from the top down through the second one with a kernel, so the explained feature
+    map and the block feeding it both change (a block of only a batch norm does not count). A model
+    without a Dense head (detection, or a head inside a nested model) loses its top three blocks
+    with kernels, its output convolution being one of them."""
     from zoo.training.freeze import base_blocks, head_layers
 
     head = [l for l in head_layers(model) if l.weights]
-    need = 1 if head else 2
+    need = 2 if head else 3
     taken: list = []
     for _, members in reversed(base_blocks(model)):
         taken = members + taken
