@@ -90,36 +90,35 @@ def iter_predict(
         run = lambda batch: forward(keras_model, batch, meta, options)  # noqa: E731
     else:
         run = make_forward(keras_model, meta)
-    chunks = iter_batches(sources, prepare=lambda image: task.prepare(image, meta), channels=channels,
-                          batch_size=batch_size, recursive=recursive, workers=workers, max_pixels=max_pixels,
-                          keep_image=save_dir is not None)
-    with closing(chunks):
+    chunks = prepared_chunks(sources, task, meta, batch_size=batch_size, recursive=recursive, workers=workers,
+                             max_pixels=max_pixels, keep_image=save_dir is not None)
+    with closing(chunks):  # closing the stream stops the decoding at once
         for chunk in chunks:
             yield from _finish(chunk, run, task, meta, options)
 
 
-def iter_batches(
-    sources: Any,
-    *,
-    prepare,
-    channels: int,
-    batch_size: int,
-    recursive: bool = False,
-    workers: int | None = None,
-    max_pixels: Any = None,
-    keep_image: bool = False,
-) -> Iterator[list[tuple]]:
-    """The input pipeline of zoo.predict (and zoo.explain): sources expanded lazily, decoded and
-    prepared by a bounded thread pool a few batches ahead, in input order.
+def prepared_chunks(sources: Any, task, meta: dict, *, batch_size: int, recursive: bool = False,
+                    workers: int | None = None, max_pixels: Any = None, keep_image: bool = False) -> Iterator[list]:
+    """zoo.predict's input pipeline, for every consumer of prepared batches (predict, explain):
+    sources expanded lazily, decoded and prepared (`task.prepare(image, meta)`, meta["input_shape"]
+    set) by a thread pool ahead of the consumer, in input order. Yields lists of (index, source,
+    array, info, image or None, error) holding up to batch_size good inputs."""
+    load = _loader(task, meta, max_pixels=max_pixels, keep_image=keep_image)
+    n_workers = workers or min(8, max(2, os.cpu_count() or 2))
+    # decoded inputs waiting for the model: this bounds memory. With keep_image the full-size
+    # originals are kept until drawn, so look ahead one batch only.
+    ahead = batch_size if keep_image else max(2 * batch_size, 4 * n_workers)
+    return _decoded_chunks(_enumerate(sources, recursive=recursive), load, workers=n_workers, ahead=ahead,
+                           batch_size=batch_size)
 
-    Yields chunks of items (index, source, array, info, image, error): `array, info = prepare(image)`
-    for a good input (the decoded original kept as `image` with keep_image, else None), `error` a
-    one-line reason for a bad one (array, info and image None). A chunk holds up to batch_size good
-    inputs.
-    """
+
+def _loader(task, meta: dict, *, max_pixels, keep_image: bool):
+    """(index, source, error) -> (index, source, array, info, image or None, error): decode and prepare
+    one input in a worker thread; a bad input becomes its error, never the batch's."""
     from zoo.data.images import DEFAULT
 
     limit = DEFAULT if max_pixels is None else max_pixels
+    channels = meta["input_shape"][2]
 
     def load(item):
         index, source, error = item
@@ -127,19 +126,20 @@ def iter_batches(
             return index, source, None, None, None, error
         try:
             image = _decode(source, channels=channels, max_pixels=limit)
-            array, info = prepare(image)
+            array, info = task.prepare(image, meta)
         except ImageError as exc:
             return index, source, None, None, None, str(exc)
         except Exception as exc:  # one bad input never stops the batch
             return index, source, None, None, None, _one_line(f"{type(exc).__name__}: {exc}")
         return index, source, array, info, image if keep_image else None, None
 
-    n_workers = workers or min(8, max(2, os.cpu_count() or 2))
-    # decoded inputs waiting for the model: this bounds memory. With keep_image the full-size
-    # originals are kept until drawn, so look ahead one batch only.
-    ahead = batch_size if keep_image else max(2 * batch_size, 4 * n_workers)
-    items = _enumerate(sources, recursive=recursive)
-    pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="zoo-decode")
+    return load
+
+
+def _decoded_chunks(items: Iterator, load, *, workers: int, ahead: int, batch_size: int) -> Iterator[list]:
+    """Lists of `load` results in input order, decoded by a thread pool at most `ahead` inputs in
+    front of the consumer; a list ends after `batch_size` good inputs (or 4 batches of errors)."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoo-decode")
     pending: deque = deque()
     try:
         chunk: list[tuple] = []
@@ -337,17 +337,15 @@ def make_forward(model: Any, meta: dict):
     return cache[key]
 
 
-def normalise(x, norm: dict | None):
-    """Pixels -> the model's input, for a model without its preprocessing inside (`norm` from
-    external_normalisation; None: x unchanged). Differentiable, so explanations can use it too."""
-    if norm is None:
-        return x
-    import tensorflow as tf
-
-    if norm.get("channel_order") == "bgr":
+def normalise(x, config: dict, *, dtype: Any = "float32"):
+    """`x` (pixels in [0, 255], channels last; a numpy array or a TensorFlow tensor of `dtype`)
+    preprocessed as `config` (from external_normalisation) says, for models that take
+    already-preprocessed input. Differentiable, so explanations run through it too."""
+    if config.get("channel_order") == "bgr":
         x = x[..., ::-1]
-    return (x * float(norm.get("scale", 1.0)) - tf.constant(norm.get("mean", [0.0]), x.dtype)) / tf.constant(
-        norm.get("std", [1.0]), x.dtype)
+    mean = np.asarray(config.get("mean", [0.0]), dtype)
+    std = np.asarray(config.get("std", [1.0]), dtype)
+    return (x * float(config.get("scale", 1.0)) - mean) / std
 
 
 def _compile_forward(model: Any, norm: dict | None):
@@ -365,7 +363,10 @@ def _compile_forward(model: Any, norm: dict | None):
     traced: dict = {}
 
     def body(x):
-        return infer(normalise(tf.cast(x, dtype), norm), training=False)
+        x = tf.cast(x, dtype)
+        if norm is not None:
+            x = normalise(x, norm, dtype=dtype.as_numpy_dtype)
+        return infer(x, training=False)
 
     def run(batch: np.ndarray):
         key = (batch.dtype.str, batch.shape[1:])

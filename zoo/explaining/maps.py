@@ -2,7 +2,7 @@
 
     records = zoo.explain(["cat.jpg", "photos/"], model="resnet50", method="gradcam", save_dir="why")
 
-Inputs stream through zoo.predict's pipeline (zoo.inference.iter_batches: sources, threaded
+Inputs stream through zoo.predict's pipeline (zoo.inference.prepared_chunks: sources, threaded
 decoding, the task's resize policy, batches in input order, a bad input becomes an error record and
 the rest go on). Each batch is explained by zoo.explaining.methods.Explainer; the map is taken back
 to the original image (zoo.explaining.render), its maximum is the `peak`, and with `save_dir` a PNG
@@ -85,8 +85,8 @@ def iter_explain(
     from pathlib import Path
 
     from zoo.explaining.methods import MethodOptions, check_method, explainer_for
-    from zoo.inference import input_size, iter_batches, resolve_model
-    from zoo.tasks import get_task
+    from zoo.inference import input_size, prepared_chunks, resolve_model
+    from zoo.training.task import get_task
 
     method = check_method(method)
     for name, value in (("batch_size", batch_size), ("box", box + 1 if isinstance(box, int) else box)):
@@ -103,6 +103,7 @@ def iter_explain(
     height, width, channels = input_size(keras_model, meta)
     meta = {**meta, "input_shape": [height, width, channels]}
     explainer = explainer_for(keras_model, meta, method=method, layer=layer, task=task.name,
+                              anchors=_anchor_count(keras_model, meta) if task.name == "detection" else None,
                           options=MethodOptions(samples=samples, noise=noise, steps=steps))
     class_index = _target_index(target, meta)
     if save_dir is not None:
@@ -119,9 +120,8 @@ def iter_explain(
     context = dict(explainer=explainer, meta=meta, task=task, method=method, save_dir=save_dir, save_raw=save_raw,
                    sanity=sanity, return_maps=return_maps, choose=choose,
                    layer=explainer.layer.name if explainer.layer is not None else None)
-    chunks = iter_batches(sources, prepare=lambda image: task.prepare(image, meta), channels=channels,
-                          batch_size=batch_size, recursive=recursive, workers=workers, max_pixels=max_pixels,
-                          keep_image=save_dir is not None)
+    chunks = prepared_chunks(sources, task, meta, batch_size=batch_size, recursive=recursive, workers=workers,
+                             max_pixels=max_pixels, keep_image=save_dir is not None)
     with closing(chunks):
         for chunk in chunks:
             yield from _explain_chunk(chunk, **context)
@@ -140,6 +140,15 @@ def _target_index(target: Any, meta: dict) -> int:
     shown = ", ".join(labels[:8]) + (", ..." if len(labels) > 8 else "")
     raise UsageError(f"`target` must be 'top', one of the model's labels ({shown or 'none stored'}) or a class "
                      f"index. Received: target={target!r}.")
+
+
+# Detection specifics (the head's anchors, box decoding and NMS) come from the detection task, here only.
+
+
+def _anchor_count(model, meta: dict) -> int:
+    from zoo.tasks.detection import model_anchors
+
+    return len(model_anchors(meta, int(model.outputs[0].shape[-1])))
 
 
 def _choose_boxes(raw, infos, meta, task, class_index, box, options):

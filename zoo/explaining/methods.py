@@ -60,7 +60,7 @@ class Explainer:
     """
 
     def __init__(self, model: Any, meta: dict, *, method: str = "gradcam", layer: Any = None,
-                 task: str = "classification", options: MethodOptions | None = None):
+                 task: str = "classification", anchors: int | None = None, options: MethodOptions | None = None):
         from zoo.explaining.layers import head_activation, resolve_layer
         from zoo.inference import external_normalisation, input_size
 
@@ -75,11 +75,9 @@ class Explainer:
         self.norm = external_normalisation(model, meta)
         self.input_shape = input_size(model, meta)
         self.kind = head_activation(model)[1] if task == "classification" else None
-        self.anchors_count = None
-        if task == "detection":
-            from zoo.tasks.detection import model_anchors
-
-            self.anchors_count = len(model_anchors(meta))
+        if task == "detection" and not anchors:
+            raise UsageError("Explaining a detection model needs its number of anchors per cell.")
+        self.anchors_count = anchors
         self._fn = None
 
     # --- the traced step: one forward pass and one gradient ---
@@ -100,7 +98,10 @@ class Explainer:
                 tape.watch(x)
                 # capture's patches are active while this body is traced; the graph keeps what they did
                 with capture(model, [layer] if cam else [], logits=self.task == "classification") as store:
-                    out = model(normalise(tf.cast(x, dtype), self.norm), training=False)
+                    pixels = tf.cast(x, dtype)
+                    if self.norm is not None:
+                        pixels = normalise(pixels, self.norm, dtype=dtype.as_numpy_dtype)
+                    out = model(pixels, training=False)
                 out = _first(out)
                 out = tf.cast(out, tf.float32)
                 score, index, shown = self._score(out, target)
@@ -201,12 +202,12 @@ def _cam(features, grads, *, plus: bool):
 
 
 def explainer_for(model: Any, meta: dict, *, method: str, layer: Any = None, task: str = "classification",
-                  options: MethodOptions | None = None) -> Explainer:
+                  anchors: int | None = None, options: MethodOptions | None = None) -> Explainer:
     """An Explainer for this model and configuration, cached on the model object: repeated
     zoo.explain calls on one model reuse its traced step instead of tracing it again."""
     import json
 
-    fresh = Explainer(model, meta, method=method, layer=layer, task=task, options=options)
+    fresh = Explainer(model, meta, method=method, layer=layer, task=task, anchors=anchors, options=options)
     key = (fresh.method, fresh.layer.name if fresh.layer is not None else None, task, fresh.options,
            json.dumps(fresh.norm, sort_keys=True, default=str), fresh.kind, fresh.anchors_count)
     cache = getattr(model, "_zoo_explainers", None)

@@ -92,7 +92,8 @@ def _activation_fn(model, meta: dict, layer):
         sub = None
 
     def run(x):
-        x = normalise(x, norm)
+        if norm is not None:
+            x = normalise(x, norm)
         if sub is not None:
             return sub(x, training=False)
         with capture(model, [layer]) as store:
@@ -230,12 +231,11 @@ def iter_dream(sources: Any, *, model: Any, layer: Any = None, weights: str | No
     (the dreamed image at the original size), or an error record; the rest go on."""
     import tensorflow as tf
 
-    from zoo.data.images import resize_for_model
     from zoo.data.sources import artefact_path
     from zoo.explaining.layers import feature_layers, resolve_layer
     from zoo.explaining.render import resample
     from zoo.files import save_image
-    from zoo.inference import input_size, iter_batches, resolve_model
+    from zoo.inference import input_size, prepared_chunks, resolve_model
 
     reg = reg or Regularisers(steps=60)
     keras_model, meta = resolve_model(model, weights=weights)
@@ -267,9 +267,8 @@ def iter_dream(sources: Any, *, model: Any, layer: Any = None, weights: str | No
     save_dir = Path(save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(reg.seed)
-    chunks = iter_batches(sources, prepare=lambda image: resize_for_model(image, (height, width), resize="squash"),
-                          channels=depth, batch_size=batch_size, recursive=recursive, workers=workers,
-                          max_pixels=max_pixels)
+    chunks = prepared_chunks(sources, _Squash(), {**meta, "input_shape": [height, width, depth]},
+                             batch_size=batch_size, recursive=recursive, workers=workers, max_pixels=max_pixels)
     with closing(chunks):
         for chunk in chunks:
             good = [r for r in chunk if r[5] is None]
@@ -291,6 +290,16 @@ def iter_dream(sources: Any, *, model: Any, layer: Any = None, weights: str | No
                     yield {"source": source, "ok": False, "error": " ".join(f"could not save: {exc}".split())[:500]}
                     continue
                 yield {"source": source, "ok": True, "method": "dream", "layer": layer.name, "image": str(path)}
+
+
+class _Squash:
+    """Deep dream's input preparation: the whole image stretched to the model input, so every
+    pixel is dreamed on and the result stretches back to the original size."""
+
+    def prepare(self, image: np.ndarray, meta: dict):
+        from zoo.data.images import resize_for_model
+
+        return resize_for_model(image, tuple(meta["input_shape"][:2]), resize="squash")
 
 
 def _dream(base: np.ndarray, at_size, reg: Regularisers, per_octave: int, rng) -> np.ndarray:
