@@ -72,7 +72,7 @@ def iter_explain(
     save_raw: bool = False,
     sanity: bool = False,
     return_maps: bool = False,
-    batch_size: int = 32,
+    batch_size: int = 16,
     recursive: bool = False,
     workers: int | None = None,
     max_pixels: Any = None,
@@ -89,10 +89,9 @@ def iter_explain(
     from zoo.training.task import get_task
 
     method = check_method(method)
-    for name, value in (("batch_size", batch_size), ("box", box + 1 if isinstance(box, int) else box)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UsageError(f"`{name}` must be a whole number >= {1 if name == 'batch_size' else 0}. "
-                             f"Received: {name}={value if name == 'batch_size' else box!r}.")
+    for name, value, least in (("batch_size", batch_size, 1), ("box", box, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UsageError(f"`{name}` must be a whole number >= {least}. Received: {name}={value!r}.")
     if save_raw and save_dir is None:
         raise UsageError("`save_raw` writes the raw maps next to the heatmaps: give a save_dir (--save-dir DIR).")
     keras_model, meta = resolve_model(model, weights=weights)
@@ -220,7 +219,7 @@ def _explain_chunk(chunk, *, explainer, meta, task, method, save_dir, save_raw, 
             yield {"source": source, "ok": False, "error": result["error"]}
             continue
         values = render.to_original(result["map"], info, input_hw)
-        point = render.peak(values)
+        point = render.peak(result["map"], info, input_hw)
         record = {"source": source, "ok": True, **result["fields"], "method": method, "peak": point, "heatmap": None}
         if layer is not None:
             record["layer"] = layer

@@ -16,15 +16,30 @@ import numpy as np
 
 
 def resample(values: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """A 2-D float map resized bilinearly to (height, width)."""
+    """A 2-D float map resized to (height, width): bicubic, clamped to the map's own range.
+
+    Bicubic, not bilinear: a bilinear map of a coarse grid (Grad-CAM's is 7x7 at 224 px, 4x4 at
+    128 px) is flat or peaks exactly on a grid node; the cubic surface peaks between two strong
+    neighbouring cells, where the evidence is. Clamped, so it never overshoots the values it
+    interpolates (the display and the peak see no ringing).
+    """
     from PIL import Image
 
     values = np.asarray(values, dtype=np.float32)
     height, width = int(size_hw[0]), int(size_hw[1])
     if values.shape == (height, width):
         return values
-    return np.asarray(Image.fromarray(values, mode="F").resize((width, height), Image.Resampling.BILINEAR),
-                      dtype=np.float32)
+    out = np.asarray(Image.fromarray(values, mode="F").resize((width, height), Image.Resampling.BICUBIC),
+                     dtype=np.float32)
+    return np.clip(out, float(values.min()), float(values.max()))
+
+
+def _frame_offset(info: dict) -> tuple[int, int]:
+    """(dy, dx): input pixel (u, v) shows pixel (u + dy, v + dx) of the resized image before
+    crop / pad."""
+    top, left = info.get("pad", (0, 0))
+    ctop, cleft = info.get("crop", (0, 0))
+    return ctop - top, cleft - left
 
 
 def to_original(values: np.ndarray, info: dict, input_hw: tuple[int, int]) -> np.ndarray:
@@ -32,12 +47,9 @@ def to_original(values: np.ndarray, info: dict, input_hw: tuple[int, int]) -> np
     values = resample(values, input_hw)
     h, w = info["orig_size"]
     sy, sx = info["scale"]
-    top, left = info.get("pad", (0, 0))
-    ctop, cleft = info.get("crop", (0, 0))
     nh, nw = max(1, round(h * sy)), max(1, round(w * sx))  # the resized image before crop / pad
     frame = np.zeros((nh, nw), np.float32)
-    # input pixel (u, v) shows frame pixel (u - pad + crop, v - pad + crop)
-    dy, dx = ctop - top, cleft - left
+    dy, dx = _frame_offset(info)
     ih, iw = values.shape
     y0, y1 = max(0, dy), min(nh, ih + dy)
     x0, x1 = max(0, dx), min(nw, iw + dx)
@@ -46,10 +58,39 @@ def to_original(values: np.ndarray, info: dict, input_hw: tuple[int, int]) -> np
     return resample(frame, (h, w))
 
 
-def peak(values: np.ndarray) -> list[int]:
-    """[x, y] of the map's maximum (the first one in reading order on ties)."""
-    y, x = np.unravel_index(int(np.argmax(values)), values.shape)
-    return [int(x), int(y)]
+def peak(values: np.ndarray, info: dict, input_hw: tuple[int, int]) -> list[int]:
+    """[x, y] in original pixels of the maximum of a map over the model input (any resolution).
+
+    The maximum is searched on the map resampled to the input, over the pixels that show the
+    image (not letterbox padding) and, for a map coarser than the input, between the centres of
+    its outer cells: a border cell's evidence is at its centre, not at the image's edge. Of equal
+    maxima, the one nearest their centroid is taken (a plateau's middle, not its first pixel).
+    """
+    native = np.asarray(values, dtype=np.float32)
+    ih, iw = int(input_hw[0]), int(input_hw[1])
+    up = resample(native, (ih, iw))
+    h, w = info["orig_size"]
+    sy, sx = info["scale"]
+    dy, dx = _frame_offset(info)
+    # input rows/cols that show the image: u + dy in [0, h * sy)
+    rows = [max(0, -dy), min(ih, round(h * sy) - dy)]
+    cols = [max(0, -dx), min(iw, round(w * sx) - dx)]
+    # cell centres of a coarse map: (k + 0.5) * ih / hn - 0.5 in input pixels
+    hn, wn = native.shape
+    if hn < ih:
+        rows = [max(rows[0], int(np.ceil(ih / hn / 2 - 0.5))), min(rows[1], int(np.floor(ih - ih / hn / 2 - 0.5)) + 1)]
+    if wn < iw:
+        cols = [max(cols[0], int(np.ceil(iw / wn / 2 - 0.5))), min(cols[1], int(np.floor(iw - iw / wn / 2 - 0.5)) + 1)]
+    if rows[1] <= rows[0] or cols[1] <= cols[0]:
+        rows, cols = [0, ih], [0, iw]
+    window = up[rows[0]:rows[1], cols[0]:cols[1]]
+    ys, xs = np.nonzero(window >= window.max() - 1e-6 * max(abs(float(window.max())), 1e-12))
+    k = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
+    u, v = ys[k] + rows[0], xs[k] + cols[0]
+    # input pixel centre -> original pixel (undo crop / pad, then the scale)
+    y = (u + dy + 0.5) / sy - 0.5
+    x = (v + dx + 0.5) / sx - 0.5
+    return [int(np.clip(round(x), 0, w - 1)), int(np.clip(round(y), 0, h - 1))]
 
 
 def unit_range(values: np.ndarray, *, method: str) -> np.ndarray:
