@@ -319,3 +319,32 @@ def test_dream_writes_the_original_size(tmp_path, model_dir):
     dreamed = np.asarray(Image.open(good["image"]))
     assert dreamed.shape == (60, 90, 3)
     assert np.abs(dreamed.astype(int) - np.asarray(Image.open(image)).astype(int)).mean() > 1.0
+
+
+# --- where the peak is ---
+
+
+def test_peak_of_a_coarse_map_is_a_cell_centre_or_between_cells():
+    from zoo.explaining.render import peak
+
+    square = {"orig_size": (128, 128), "scale": (1.0, 1.0)}
+    corner = np.zeros((4, 4), np.float32)
+    corner[0, 0] = 1.0  # evidence in the top-left cell: its centre (15.5, 15.5), not the image corner
+    x, y = peak(corner, square, (128, 128))
+    assert 12 <= x <= 20 and 12 <= y <= 20, (x, y)
+    pair = np.zeros((4, 4), np.float32)
+    pair[1, 1] = pair[1, 2] = 1.0  # two equal cells side by side: between them
+    x, y = peak(pair, square, (128, 128))
+    assert 56 <= x <= 72 and 40 <= y <= 56, (x, y)
+
+
+def test_peak_skips_letterbox_padding():
+    from zoo.data.images import resize_for_model
+    from zoo.explaining.render import peak
+
+    _, info = resize_for_model(np.zeros((100, 200, 3), np.uint8), (64, 64), resize="letterbox")
+    values = np.zeros((64, 64), np.float32)
+    values[5, 10] = 2.0  # in the grey padding above the image: not evidence about the image
+    values[40, 50] = 1.0  # input (50, 40) is original (156, 75)
+    x, y = peak(values, info, (64, 64))
+    assert abs(x - 156) <= 2 and abs(y - 75) <= 2, (x, y)
