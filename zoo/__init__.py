@@ -27,6 +27,7 @@ _API = {
     "replace_head": "zoo.training.freeze:replace_head",
     "bench": "zoo.benchmark:bench",
     "tune": "zoo.training.tune:tune",
+    "explain": "zoo.explaining:explain",
 }
 
 __all__ = sorted(_API) + ["__version__"]

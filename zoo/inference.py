@@ -86,13 +86,8 @@ def iter_predict(
         save_dir.mkdir(parents=True, exist_ok=True)
     options = {**options, "top_k": int(top_k), "save_dir": save_dir}
     run = _runner(task, keras_model, meta, options)
-    load = _loader(task, meta, max_pixels=max_pixels, keep_image=save_dir is not None)
-    n_workers = workers or min(8, max(2, os.cpu_count() or 2))
-    # decoded inputs waiting for the model: this bounds memory. With save_dir the full-size
-    # originals are kept until drawn, so look ahead one batch only.
-    ahead = batch_size if save_dir is not None else max(2 * batch_size, 4 * n_workers)
-    chunks = _decoded_chunks(_enumerate(sources, recursive=recursive), load, workers=n_workers, ahead=ahead,
-                             batch_size=batch_size)
+    chunks = prepared_chunks(sources, task, meta, batch_size=batch_size, recursive=recursive, workers=workers,
+                             max_pixels=max_pixels, keep_image=save_dir is not None)
     with closing(chunks):  # closing the stream stops the decoding at once
         for chunk in chunks:
             yield from _finish(chunk, run, task, meta, options)
@@ -104,6 +99,21 @@ def _runner(task, model, meta: dict, options: dict):
     if forward is None:
         return make_forward(model, meta)
     return lambda batch: forward(model, batch, meta, options)
+
+
+def prepared_chunks(sources: Any, task, meta: dict, *, batch_size: int, recursive: bool = False,
+                    workers: int | None = None, max_pixels: Any = None, keep_image: bool = False) -> Iterator[list]:
+    """zoo.predict's input pipeline, for every consumer of prepared batches (predict, explain):
+    sources expanded lazily, decoded and prepared (`task.prepare(image, meta)`, meta["input_shape"]
+    set) by a thread pool ahead of the consumer, in input order. Yields lists of (index, source,
+    array, info, image or None, error) holding up to batch_size good inputs."""
+    load = _loader(task, meta, max_pixels=max_pixels, keep_image=keep_image)
+    n_workers = workers or min(8, max(2, os.cpu_count() or 2))
+    # decoded inputs waiting for the model: this bounds memory. With keep_image the full-size
+    # originals are kept until drawn, so look ahead one batch only.
+    ahead = batch_size if keep_image else max(2 * batch_size, 4 * n_workers)
+    return _decoded_chunks(_enumerate(sources, recursive=recursive), load, workers=n_workers, ahead=ahead,
+                           batch_size=batch_size)
 
 
 def _loader(task, meta: dict, *, max_pixels, keep_image: bool):
@@ -307,6 +317,17 @@ def make_forward(model: Any, meta: dict):
     if key not in cache:
         cache[key] = _compile_forward(model, norm)
     return cache[key]
+
+
+def normalise(x, config: dict, *, dtype: Any = "float32"):
+    """`x` (pixels in [0, 255], channels last; a numpy array or a TensorFlow tensor of `dtype`)
+    preprocessed as `config` (from external_normalisation) says, for models that take
+    already-preprocessed input. Differentiable, so explanations run through it too."""
+    if config.get("channel_order") == "bgr":
+        x = x[..., ::-1]
+    mean = np.asarray(config.get("mean", [0.0]), dtype)
+    std = np.asarray(config.get("std", [1.0]), dtype)
+    return (x * float(config.get("scale", 1.0)) - mean) / std
 
 
 def _compile_forward(model: Any, norm: dict | None):

@@ -23,6 +23,7 @@ COMMANDS = {
     "weights": "zoo.cli.weights:weights_group",
     "bench": "zoo.cli.bench:bench_cmd",
     "tune": "zoo.cli.tune:tune_cmd",
+    "explain": "zoo.cli.explain:explain_cmd",
 }
 
 HELP = {
@@ -35,6 +36,7 @@ HELP = {
     "weights": "The weights cache: list, fetch, verify, import.",
     "bench": "Throughput of a model on this machine.",
     "tune": "Hyper-parameter search over fine-tuning options, trials in parallel (KerasTuner).",
+    "explain": "Where the evidence is: heatmaps, peaks, neurons, sanity checks.",
 }
 
 
