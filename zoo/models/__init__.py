@@ -20,9 +20,11 @@ _BUILDERS = {
     "YOLOLite": "yolo_lite",
     "FCN32s": "fcn", "FCN16s": "fcn", "FCN8s": "fcn",
     "ShowAndTell": "show_and_tell",
+    "ShowAttendTell": "show_attend_tell",
 }
 
-FAMILIES = ("lenet", "alexnet", "vgg", "googlenet", "resnet", "densenet", "yolo_lite", "fcn", "show_and_tell")
+FAMILIES = ("lenet", "alexnet", "vgg", "googlenet", "resnet", "densenet", "yolo_lite", "fcn", "show_and_tell",
+            "show_attend_tell")
 
 
 def __getattr__(name: str):
