@@ -118,6 +118,25 @@ def generate(model, inputs: np.ndarray, *, vocab: Sequence[str], beam_size: int 
     return out
 
 
+def attention_records(tokens: Sequence[str], maps: np.ndarray, info: dict, input_hw: tuple[int, int]):
+    """([{"word", "peak": [x, y]}], maps) for the words of the caption: the peak is the centre of the
+    most-attended cell, in pixels of the original image (the resize undone). Padding and <start>,
+    which a caption leaves out, are dropped from both."""
+    from zoo.tasks.captioning.text import PAD, START
+    from zoo.tasks.detection import to_original
+
+    keep = [i for i, word in enumerate(tokens) if word not in (PAD, START)]
+    maps = np.asarray(maps, "float32")[keep]
+    rows, columns = maps.shape[1:]
+    entries = []
+    for i, grid in zip(keep, maps):
+        row, column = np.unravel_index(int(np.argmax(grid)), grid.shape)
+        x, y = (float(column) + 0.5) / columns, (float(row) + 0.5) / rows  # on the model input, 0..1
+        ox, oy = to_original(np.array([[x, y, x, y]]), info, input_hw)[0, :2]
+        entries.append({"word": tokens[i], "peak": [round(float(ox), 1), round(float(oy), 1)]})
+    return entries, maps
+
+
 def score(model, sources, references: list[list[str]], *, vocab, beam_size: int, max_length: int, alpha: float = 1.0,
           from_features: bool = False, batch_size: int = 64) -> dict[str, Any]:
     """BLEU-1..4, CIDEr and exact match of the captions generated for `sources` against `references`."""
