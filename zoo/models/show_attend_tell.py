@@ -168,10 +168,16 @@ class AttentionLSTM(keras.layers.Layer):
 
 
 def build_encoder(config: ShowAttendTellConfig, *, input_shape, include_preprocessing: bool = True,
-                  preprocessing=None):
+                  preprocessing=None, backbone_model=None):
     """image [0, 255] -> the chosen feature map (rows, columns, D) (a model named "encoder"); the
-    backbone's layers past that feature level are left out."""
-    backbone = _backbone(config, input_shape, include_preprocessing, preprocessing)
+    backbone's layers past that feature level are left out.
+
+    `backbone_model`: the feature model of `config.backbone` when the caller built it (it carries the
+    preprocessing of its weights, or its family's default); otherwise it is built as Show and Tell's is.
+    """
+    del preprocessing
+    backbone = backbone_model if backbone_model is not None else _backbone(config, input_shape, include_preprocessing,
+                                                                             None)
     if config.feature not in backbone.output:
         raise UsageError(f"Backbone {config.backbone!r} has no feature map {config.feature!r}; it has "
                          f"{', '.join(sorted(backbone.output))}. Pass one of those as `feature`.")
@@ -224,7 +230,8 @@ def _deep_output(embedded, hs, zs, layers: dict):
 
 
 def build_from_config(config: ShowAttendTellConfig, *, input_shape=(224, 224, 3), include_preprocessing: bool = True,
-                      preprocessing=None, caption_length: int | None = None, name: str = "show_attend_tell"):
+                      preprocessing=None, caption_length: int | None = None, name: str = "show_attend_tell",
+                      backbone_model=None):
     """The full captioner [image, tokens] -> logits, holding the "encoder" and "decoder" sub-models.
 
     caption_length fixes the token input's length (None: any length), as zoo.macs.count_macs needs.
@@ -234,7 +241,7 @@ def build_from_config(config: ShowAttendTellConfig, *, input_shape=(224, 224, 3)
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise UsageError(f"`input_shape` must be (height, width, channels). Received: input_shape={input_shape!r}.")
     encoder = build_encoder(config, input_shape=input_shape, include_preprocessing=include_preprocessing,
-                            preprocessing=preprocessing)
+                            preprocessing=preprocessing, backbone_model=backbone_model)
     decoder = build_decoder(config, grid=tuple(int(d) for d in encoder.output.shape[1:]), caption_length=caption_length)
     image = keras.Input(input_shape, name="image")
     tokens = keras.Input((caption_length,), dtype="int32", name="tokens")
@@ -244,17 +251,20 @@ def build_from_config(config: ShowAttendTellConfig, *, input_shape=(224, 224, 3)
 
 def build(variant: str = "show_attend_tell", *, num_classes: int | None = None, input_shape=None,
           include_top: bool = True, include_preprocessing: bool = True, preprocessing=None,
-          classifier_activation: str | None = None, caption_length: int | None = None, **options: Any):
+          classifier_activation: str | None = None, caption_length: int | None = None, backbone_model=None,
+          **options: Any):
     """The registry entry point. `num_classes` > 0 is the vocabulary size (the softmax's classes).
 
     `include_top` and `classifier_activation` do not apply: the model's output is per-step logits.
+    `backbone_model`: the backbone's feature model, when the registry built it.
     """
     del include_top, classifier_activation
     if num_classes:
         options.setdefault("vocab_size", int(num_classes))
     config = make_config(variant, **options)
     return build_from_config(config, input_shape=input_shape or (224, 224, 3), caption_length=caption_length,
-                             include_preprocessing=include_preprocessing, preprocessing=preprocessing)
+                             include_preprocessing=include_preprocessing, preprocessing=preprocessing,
+                             backbone_model=backbone_model)
 
 
 def ShowAttendTell(*, weights: str | None = "imagenet", backbone: str = "resnet50", vocab_size: int = 10_000,

@@ -131,7 +131,7 @@ class CaptioningTask(Task):
         import numpy as np
 
         from zoo.modeldir import attach_meta
-        from zoo.registry import family_module, get_spec
+        from zoo.registry import build, get_spec
         from zoo.tasks.captioning import train
 
         arch = str(arch)
@@ -146,10 +146,8 @@ class CaptioningTask(Task):
         backbone, weights = train.backbone_and_weights(opts)
         train_backbone = topts.train_backbone if topts.train_backbone is not None else weights is None
         arch_options = {"vocab_size": len(data.extras["vocabulary"]), **topts.arch_options()}
-        family = family_module(spec)
-        config = family.make_config(spec.variant, backbone=backbone, backbone_weights=weights,
-                                    train_backbone=train_backbone, **arch_options)
-        model = family.build_from_config(config, input_shape=opts.input_shape)
+        model = build(spec.name, input_shape=opts.input_shape, backbone=backbone, backbone_weights=weights,
+                      train_backbone=train_backbone, **arch_options)
         meta = {"arch": spec.name, "task": "captioning", "input_shape": list(opts.input_shape),
                 "preprocessing": {"in_model": True, "resize": "squash", "interpolation": "bilinear"},
                 "vocabulary": list(data.extras["vocabulary"]), "max_length": int(data.extras["max_length"]),
