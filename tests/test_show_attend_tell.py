@@ -197,13 +197,13 @@ def test_any_zoo_backbone_and_keras_style_builder():
 
 
 @pytest.mark.parametrize("options,match", [
-    ({"colour": "red"}, "Unknown show_attend_tell option"),
-    ({"pooling": "avg"}, "Unknown show_attend_tell option"),
+    ({"colour": "red"}, "show_attend_tell has no option 'colour'"),
+    ({"pooling": "avg"}, "show_attend_tell has no option 'pooling'"),
     ({"dropout": 1.5}, "dropout"),
     ({"vocab_size": 3}, "vocab_size"),
     ({"attention_reg": -1.0}, "attention_reg"),
     ({"attention_dim": 0}, "attention_dim"),
-    ({"feature": "s64"}, "feature"),
+    ({"feature": "s64"}, "`feature` of show_attend_tell must be one of"),
 ])
 def test_option_errors(options, match):
     import zoo

@@ -27,18 +27,17 @@ graph from any built or loaded model's layers; the annotations ride along as per
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import keras
 
 from zoo.errors import UsageError
+from zoo.models.common import check_input_shape, make_options
 from zoo.models.show_and_tell import _backbone
 
 PAPER = ("Xu et al. 2015, Show, Attend and Tell: Neural Image Caption Generation with Visual Attention "
          "(arXiv 1502.03044)")
-TINY = "tiny"  # Show and Tell's small conv encoder, for tests and synthetic data
-FEATURES = ("s4", "s8", "s16", "s32")
 
 
 @dataclass(frozen=True)
@@ -74,19 +73,13 @@ def _check(config: ShowAttendTellConfig) -> None:
         raise UsageError(f"`dropout` must be in [0, 1). Received: dropout={config.dropout!r}.")
     if not config.attention_reg >= 0.0:
         raise UsageError(f"`attention_reg` must be >= 0. Received: attention_reg={config.attention_reg!r}.")
-    if config.feature not in FEATURES:
-        raise UsageError(f"`feature` must be one of {', '.join(map(repr, FEATURES))}. Received: feature={config.feature!r}.")
 
 
 def make_config(variant: str = "show_attend_tell", **options: Any) -> ShowAttendTellConfig:
-    """The variant's config with `options` replacing fields; unknown options are an error."""
+    """The variant's config with `options` replacing fields; unknown options and values are an error."""
     if variant not in VARIANTS:
         raise UsageError(f"Unknown show_attend_tell variant {variant!r}. Known: {', '.join(VARIANTS)}.")
-    names = {f.name for f in fields(ShowAttendTellConfig)}
-    unknown = sorted(set(options) - names)
-    if unknown:
-        raise UsageError(f"Unknown show_attend_tell option(s) {', '.join(unknown)}. Known: {', '.join(sorted(names))}.")
-    config = replace(VARIANTS[variant], **options)
+    config = make_options(ShowAttendTellConfig, options, arch="show_attend_tell", base=VARIANTS[variant])
     _check(config)
     return config
 
@@ -237,9 +230,8 @@ def build_from_config(config: ShowAttendTellConfig, *, input_shape=(224, 224, 3)
     caption_length fixes the token input's length (None: any length), as zoo.macs.count_macs needs.
     """
     _check(config)
-    input_shape = tuple(int(d) for d in input_shape)
-    if len(input_shape) != 3 or min(input_shape) < 1:
-        raise UsageError(f"`input_shape` must be (height, width, channels). Received: input_shape={input_shape!r}.")
+    input_shape = check_input_shape(input_shape, default=(224, 224, 3), min_size=16, arch="show_attend_tell",
+                                    include_top=False, fixed_top=False)
     encoder = build_encoder(config, input_shape=input_shape, include_preprocessing=include_preprocessing,
                             preprocessing=preprocessing, backbone_model=backbone_model)
     decoder = build_decoder(config, grid=tuple(int(d) for d in encoder.output.shape[1:]), caption_length=caption_length)
