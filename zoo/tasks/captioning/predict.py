@@ -112,8 +112,7 @@ def generate(model, inputs: np.ndarray, *, vocab: Sequence[str], beam_size: int 
             record = {"caption": decode(hyp.ids, vocab), "log_prob": hyp.log_prob,
                       "tokens": [vocab[i] if 0 <= i < len(vocab) else "[UNK]" for i in hyp.ids]}
             if grid is not None:
-                maps = np.asarray(hyp.trace, "float32").reshape((len(hyp.ids), *grid))
-                record["attention"] = maps
+                record["attention"] = np.asarray(hyp.trace, "float32").reshape((len(hyp.ids), *grid))
             out.append(record)
     return out
 

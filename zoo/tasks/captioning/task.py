@@ -12,9 +12,10 @@ word under its attention. The vocabulary and max_length come from metadata.json,
 reproduces the training tokenisation.
 
 Training: images are decoded once and kept as uint8. With a frozen backbone the encoder then runs
-once per image: `build_model` computes the pooled features, swaps the datasets to (features,
-tokens) and hands the trainer the decoder; `report` writes the whole captioner (encoder + trained
-decoder) as model.keras. With a trainable backbone the whole model trains on images.
+once per image: `build_model` computes its features (a pooled vector, or the feature map an
+attention captioner looks at), swaps the datasets to (features, tokens) and hands the trainer the
+decoder; `report` writes the whole captioner (encoder + trained decoder) as model.keras. With a
+trainable backbone the whole model trains on images.
 """
 
 from __future__ import annotations
