@@ -116,3 +116,52 @@ def test_captioners_export_only_as_savedmodel(tmp_path):
     with pytest.raises(UsageError, match="savedmodel"):
         zoo.export(captioner("show_and_tell", epochs=0), format="tflite", out=tmp_path / "c.tflite")
     assert not list(tmp_path.iterdir())
+
+
+def random_table(seed, images=5, words=8):
+    rng = np.random.default_rng(seed)
+    t = rng.gamma(0.3, size=(images, words, words)) + 1e-6
+    return t / t.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("beam, alpha, max_length", [(1, 1.0, 5), (3, 1.0, 5), (4, 0.0, 3), (5, 0.7, 6)])
+def test_tensorflow_search_is_the_numpy_search(seed, beam, alpha, max_length):
+    """The exported loop against zoo.tasks.captioning.decode on known next-word tables (a row's
+    next word depends on its image and previous word), with a trace per word as attention has."""
+    import tensorflow as tf
+
+    from zoo.tasks.captioning.decode import beam_search, greedy
+    from zoo.tasks.captioning.export import _search
+    from zoo.tasks.captioning.text import decode
+
+    table = random_table(seed)
+    words = [f"v{i}" for i in range(table.shape[1])]
+
+    def np_step(tokens, state):
+        image = state[0][:, 0].astype(int)
+        logp = np.log(table[image, tokens[:, 0]]).astype("float32")  # what a model's step gives
+        return logp.astype("float64"), state, np.eye(3, dtype="float32")[tokens[:, 0] % 3]
+
+    def tf_start(images, training=False):
+        rows = tf.cast(images[:, None], tf.float32)
+        return [rows, tf.zeros_like(rows), tf.zeros((tf.shape(images)[0], 3, 2))]
+
+    def tf_step(inputs, training=False):
+        tokens, h, c, annotations = inputs
+        index = tf.stack([tf.cast(h[:, 0], tf.int32), tokens[:, 0]], axis=1)
+        logp = tf.math.log(tf.gather_nd(tf.constant(table, tf.float32), index))
+        return [logp, h, c, tf.one_hot(tokens[:, 0] % 3, 3)]
+
+    n = table.shape[0]
+    state = (np.arange(n, dtype="float32")[:, None], np.zeros((n, 1), "float32"), np.zeros((n, 3, 2), "float32"))
+    expected = (greedy(np_step, state, max_length=max_length) if beam == 1 else
+                beam_search(np_step, state, beam_size=beam, max_length=max_length, alpha=alpha))
+    got = _search(tf_start, tf_step, tf.range(n), beam_size=beam, max_length=max_length, alpha=alpha,
+                  vocab=tf.constant(words), attention=True)
+    for i, hyp in enumerate(expected):
+        length = int(got["length"][i])
+        assert list(got["tokens"][i].numpy()[:length]) == hyp.ids and not got["tokens"][i].numpy()[length:].any()
+        assert float(got["log_prob"][i]) == pytest.approx(hyp.log_prob, abs=1e-5)
+        assert got["caption"][i].numpy().decode() == decode(hyp.ids, words)
+        np.testing.assert_array_equal(got["attention"][i].numpy()[:length], np.asarray(hyp.trace).reshape(length, 3))
