@@ -11,11 +11,11 @@ V = 8
 
 
 def markov_step(table):
-    """step(tokens, h, c): next-word log-probs depend on the previous token and the row's h[:, 0]."""
+    """step(tokens, state): next-word log-probs depend on the previous token and the row's h[:, 0]."""
 
-    def step(tokens, h, c):
-        rows = table[h[:, 0].astype(int), tokens[:, 0]]
-        return np.log(rows), h, c
+    def step(tokens, state):
+        rows = table[state[0][:, 0].astype(int), tokens[:, 0]]
+        return np.log(rows), state, None
 
     return step
 
@@ -28,15 +28,15 @@ def random_table(seed, images=5):
 
 def states(n):
     h = np.arange(n, dtype="float32")[:, None].repeat(2, 1)
-    return h, np.zeros_like(h)
+    return (h, np.zeros_like(h))
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_beam_size_one_equals_greedy(seed):
     step = markov_step(random_table(seed))
-    h, c = states(5)
-    g = greedy(step, h, c, max_length=6)
-    b = beam_search(step, h, c, beam_size=1, max_length=6)
+    state = states(5)
+    g = greedy(step, state, max_length=6)
+    b = beam_search(step, state, beam_size=1, max_length=6)
     assert [x.ids for x in g] == [x.ids for x in b]
     assert [x.log_prob for x in g] == pytest.approx([x.log_prob for x in b])
 
@@ -51,9 +51,9 @@ def test_beam_search_escapes_the_greedy_trap():
     t[0, 4, END_ID] = 1e-9
     t /= t.sum(-1, keepdims=True)
     step = markov_step(t)
-    h, c = states(1)
-    assert greedy(step, h, c, max_length=5)[0].ids[0] == 4
-    best = beam_search(step, h, c, beam_size=3, max_length=5, alpha=0.0)[0]
+    state = states(1)
+    assert greedy(step, state, max_length=5)[0].ids[0] == 4
+    best = beam_search(step, state, beam_size=3, max_length=5, alpha=0.0)[0]
     assert best.ids == [5] and best.log_prob == pytest.approx(np.log(0.4), abs=1e-6)
 
 
@@ -67,9 +67,9 @@ def test_length_normalisation_prefers_longer_likely_captions():
     t[0, 7, END_ID], t[0, 7, 4] = 0.7, 0.3
     t /= t.sum(-1, keepdims=True)
     step = markov_step(t)
-    h, c = states(1)
-    total = beam_search(step, h, c, beam_size=4, max_length=6, alpha=0.0)[0]
-    mean = beam_search(step, h, c, beam_size=4, max_length=6, alpha=1.0)[0]
+    state = states(1)
+    total = beam_search(step, state, beam_size=4, max_length=6, alpha=0.0)[0]
+    mean = beam_search(step, state, beam_size=4, max_length=6, alpha=1.0)[0]
     assert total.ids == [4] and total.log_prob == pytest.approx(np.log(0.25), abs=1e-6)
     assert mean.ids == [5, 6, 7] and mean.log_prob == pytest.approx(np.log(0.5 * 0.7 ** 3), abs=1e-6)
 
@@ -79,17 +79,37 @@ def test_max_length_is_respected():
     t[0, :, END_ID] = 1e-9
     t /= t.sum(-1, keepdims=True)
     step = markov_step(t)
-    h, c = states(1)
-    assert len(greedy(step, h, c, max_length=3)[0].ids) == 3
-    assert len(beam_search(step, h, c, beam_size=3, max_length=3)[0].ids) == 3
+    state = states(1)
+    assert len(greedy(step, state, max_length=3)[0].ids) == 3
+    assert len(beam_search(step, state, beam_size=3, max_length=3)[0].ids) == 3
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_every_state_array_follows_its_row_and_each_word_keeps_its_trace(beam):
+    """A third state array (a stand-in for an attention model's feature map) must be reordered with
+    h; the trace row recorded for each word is the step's output for the row that wrote it."""
+    table = random_table(7, images=4)
+
+    def step(tokens, state):
+        h, c, image = state
+        assert np.array_equal(image[:, 0], h[:, 0] * 10), "a state array lost its row"
+        logp = np.log(table[h[:, 0].astype(int), tokens[:, 0]])
+        return logp, state, tokens[:, 0].astype("float32") + 100 * h[:, 0]  # previous token, tagged by image
+
+    h, c = states(4)
+    hyps = (greedy(step, (h, c, h * 10), max_length=6) if beam == 1 else
+            beam_search(step, (h, c, h * 10), beam_size=beam, max_length=6))
+    for i, hyp in enumerate(hyps):
+        assert len(hyp.trace) == len(hyp.ids)
+        assert [float(t) for t in hyp.trace] == [float(w) + 100 * i for w in [START_ID, *hyp.ids][:len(hyp.ids)]]
 
 
 def test_bad_decoding_options():
-    h, c = states(1)
+    state = states(1)
     with pytest.raises(UsageError, match="beam_size"):
-        beam_search(markov_step(random_table(0, 1)), h, c, beam_size=0)
+        beam_search(markov_step(random_table(0, 1)), state, beam_size=0)
     with pytest.raises(UsageError, match="max_length"):
-        greedy(markov_step(random_table(0, 1)), h, c, max_length=0)
+        greedy(markov_step(random_table(0, 1)), state, max_length=0)
 
 
 def test_beam_one_equals_greedy_on_a_real_decoder():

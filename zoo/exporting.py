@@ -90,6 +90,8 @@ def export_with_report(model, *, format, out, weights=None, quantize=None, calib
     from zoo.modeldir import resolve_model
 
     keras_model, meta = resolve_model(model, weights=weights)
+    if meta.get("task") == "captioning":
+        return _captioner(keras_model, meta, fmt=fmt, out=out, tolerance=tolerance)
     if len(keras_model.inputs) != 1:
         raise UsageError(f"Export supports single-input models; this one has {len(keras_model.inputs)} inputs.")
     height, width, channels = input_size(keras_model, meta)
@@ -122,6 +124,32 @@ def export_with_report(model, *, format, out, weights=None, quantize=None, calib
         if out.exists() and out.is_dir() != artefact.is_dir():
             kind = "folder" if out.is_dir() else "file"
             raise UsageError(f"--out {out} is an existing {kind}; remove it or choose another path.")
+        publish(artefact, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out, report
+
+
+def _captioner(model, meta: dict, *, fmt: str, out: Path, tolerance: float | None) -> tuple[Path, dict]:
+    """A captioner's inference is a search loop, not one call: it exports as a SavedModel holding the
+    loop (zoo.tasks.captioning.export), checked caption for caption against zoo's own decoding."""
+    if fmt != "savedmodel":
+        raise UsageError(f"Captioning models export as --format savedmodel (the greedy and beam-search loops run "
+                         f"in TensorFlow). Received: format={fmt!r}.")
+    from zoo.inference import input_size
+    from zoo.tasks.captioning.export import check_parity, write_savedmodel
+
+    meta = {**meta, "input_shape": list(input_size(model, meta))}
+    samples = sample_inputs(model, meta)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        artefact = write_savedmodel(model, meta, tmp / out.name)
+        report = check_parity(model, meta, artefact, samples, tolerance=tolerance)
+        report.update(format=fmt, quantize=None, samples=int(samples.shape[0]), out=str(out), size_bytes=_size(artefact))
+        if not report["passed"]:
+            raise ParityError(f"The exported captioner's captions differ from zoo's (agreement "
+                              f"{report['caption_agreement']:.0%}, log-prob difference {report['max_abs_diff']:.3g}); "
+                              f"nothing was written to {out}.")
         publish(artefact, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -7,6 +7,7 @@ Counted, from the static shapes of each layer call in the model's graph (nested 
     Conv1D/2D/3DTranspose: input positions x input channels x kernel volume x output channels
     Dense: input size x units (per position when the input has extra axes)
     LSTM / GRU / SimpleRNN: per time step, (input + units) x units x gates
+    a layer with a `macs_per_sample(input_shapes)` method: what it returns (e.g. an attention LSTM)
 Not counted (cheap next to the above, as torchvision / fvcore tables do): biases, batch norm,
 activations, pooling, additions, concatenation, resizing and the Preprocess layer. A layer called
 several times in the graph counts every call. Dimensions must be static (a fixed input_shape).
@@ -30,6 +31,9 @@ def _shape(tensor) -> tuple[int, ...]:
 def _layer_macs(layer, inputs, outputs) -> int:
     from keras import layers as L
 
+    own = getattr(layer, "macs_per_sample", None)
+    if callable(own):  # a layer that loops inside (an attention recurrence) states its own cost
+        return int(own([_shape(t) for t in inputs]))
     if isinstance(layer, (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)):
         in_shape = _shape(inputs[0])
         return math.prod(in_shape) * math.prod(layer.kernel_size) * layer.filters

@@ -74,6 +74,12 @@ _SPECS: list[ModelSpec] = [
     # count all weights (the encoder is frozen by default); macs = one image and a 20-token caption.
     ModelSpec("show_and_tell", "show_and_tell", "show_and_tell", "captioning", (224, 224, 3), 36_959_440, 4_234_625_024,
               "Vinyals et al. 2015, Show and Tell: A Neural Image Caption Generator (arXiv 1411.4555)", classes=0),
+    # show_attend_tell: soft attention over resnet50's s16 map (14 x 14 x 1024, the backbone cut there),
+    # 512/512/512 LSTM, attention MLP and deep output over 10,000 words; macs as show_and_tell's.
+    ModelSpec("show_attend_tell", "show_attend_tell", "show_attend_tell", "captioning", (224, 224, 3), 25_645_266,
+              3_594_995_712,
+              "Xu et al. 2015, Show, Attend and Tell: Neural Image Caption Generation with Visual Attention "
+              "(arXiv 1502.03044)", classes=0),
 ]
 
 REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}

@@ -26,6 +26,7 @@ _BUILDERS = {
     "YOLOLite": "yolo_lite",
     "FCN32s": "fcn", "FCN16s": "fcn", "FCN8s": "fcn",
     "ShowAndTell": "show_and_tell",
+    "ShowAttendTell": "show_attend_tell",
 }
 
 # Every module of this package but the shared ones is a family.

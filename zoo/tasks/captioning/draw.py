@@ -47,3 +47,42 @@ def draw_examples(images: np.ndarray, generated: list[str], references: list[str
     from zoo.files import save_image
 
     return save_image(sheet, path)
+
+
+def upsample(grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A (rows, columns) attention map stretched bilinearly over an image of size (height, width),
+    as the caption model's input was stretched from it (captioners resize by squashing)."""
+    from PIL import Image
+
+    height, width = size
+    heat = Image.fromarray(np.asarray(grid, np.float32))  # mode "F"
+    return np.asarray(heat.resize((width, height), Image.Resampling.BILINEAR))
+
+
+def attention_figure(image: np.ndarray, words: list[str], maps: np.ndarray, path: Path, *, columns: int = 5) -> Path:
+    """The image once per generated word with that word's attention over it and the word as title
+    (the figure of Xu et al. 2015): where the model looked for each word."""
+    from matplotlib.figure import Figure
+
+    from zoo.files import save_figure
+
+    image = np.asarray(image, np.uint8)
+    rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
+    n = max(len(words), 1)
+    columns = min(columns, n)
+    rows = -(-n // columns)
+    fig = Figure(figsize=(2.2 * columns, 2.4 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, word, grid in zip(axes.ravel(), words, maps):
+        heat = upsample(grid, rgb.shape[:2])
+        ax.imshow(rgb)
+        # Scaled per word: the weights sum to 1 over the grid, so their size says nothing to the eye.
+        ax.imshow(heat / max(float(heat.max()), 1e-12), cmap="jet", alpha=0.5, vmin=0.0, vmax=1.0)
+        ax.set_title(word, fontsize=11)
+    if not words:
+        axes[0, 0].imshow(rgb)
+        axes[0, 0].set_title("(empty caption)", fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -8,8 +8,10 @@ from typing import Literal, get_args, get_type_hints
 
 from zoo.errors import UsageError
 
-# Options handed to the Show and Tell builder when given; None leaves the builder's own default.
-ARCH_KEYS = ("embed_dim", "units", "dropout", "pooling", "feature", "tiny_width")
+# Options handed to the captioner's builder when given; None leaves the builder's own default. Show and
+# Tell has no attention options and Show, Attend and Tell no pooling: its builder names the ones it lacks.
+ARCH_KEYS = ("embed_dim", "units", "dropout", "pooling", "feature", "tiny_width", "attention_dim", "attention_reg",
+             "gate")
 
 
 @dataclass(frozen=True)
@@ -25,9 +27,12 @@ class CaptioningOptions:
     pooling: Literal["avg", "max", "flatten"] | None = None  # feature map -> one vector
     feature: Literal["s4", "s8", "s16", "s32"] | None = None  # which backbone feature map is pooled
     tiny_width: int | None = None  # first conv's filters of the "tiny" test backbone
+    attention_dim: int | None = None  # show_attend_tell: hidden size of the attention MLP
+    attention_reg: float | None = None  # show_attend_tell: lambda of the doubly stochastic attention regulariser
+    gate: bool | None = None  # show_attend_tell: the gating scalar beta on the attended context
 
     def __post_init__(self) -> None:
-        for name in ("min_count", "max_length", "beam_size", "embed_dim", "units", "tiny_width"):
+        for name in ("min_count", "max_length", "beam_size", "embed_dim", "units", "tiny_width", "attention_dim"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise UsageError(f"`{name}` must be a whole number >= 1. Received: {name}={value!r}.")
@@ -35,8 +40,12 @@ class CaptioningOptions:
             raise UsageError(f"`alpha` must be a finite number. Received: alpha={self.alpha!r}.")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise UsageError(f"`dropout` must be in [0, 1). Received: dropout={self.dropout!r}.")
-        if self.train_backbone not in (None, True, False):
-            raise UsageError(f"`train_backbone` must be true or false. Received: train_backbone={self.train_backbone!r}.")
+        if self.attention_reg is not None and (isinstance(self.attention_reg, bool) or not isinstance(
+                self.attention_reg, (int, float)) or not 0 <= self.attention_reg < math.inf):
+            raise UsageError(f"`attention_reg` must be a finite number >= 0. Received: attention_reg={self.attention_reg!r}.")
+        for name in ("train_backbone", "gate"):
+            if getattr(self, name) not in (None, True, False):
+                raise UsageError(f"`{name}` must be true or false. Received: {name}={getattr(self, name)!r}.")
         hints = get_type_hints(CaptioningOptions)
         for name in ("pooling", "feature"):
             allowed = get_args(get_args(hints[name])[0])  # Literal[...] | None -> the Literal's values

@@ -1,15 +1,21 @@
-"""Image captioning as the engine's Task: `zoo finetune show_and_tell DATA`, predict, evaluate.
+"""Image captioning as the engine's Task: `zoo finetune show_and_tell|show_attend_tell DATA`, predict,
+evaluate.
 
 Prediction: `prepare` (the engine's default) resizes with the metadata's policy; `forward` runs the
 encoder once and decodes (greedy with beam_size 1, else beam search; options beam_size,
-max_length, alpha); `postprocess` gives each record "caption" and "log_prob"; `save` writes the
-image with its caption under it. The vocabulary and max_length come from metadata.json, so
-prediction reproduces the training tokenisation.
+max_length, alpha); `postprocess` gives each record "caption" and "log_prob", and for an attention
+captioner "attention": [{"word", "peak": [x, y]}] (the centre of the most-attended feature-map cell
+for each generated word, in pixels of the original image); the option attention_maps=True adds
+"attention_maps", float32 (words, rows, columns), the weights themselves. `save` writes the image
+with its caption under it, and for an attention captioner <stem>_attention.png: the image once per
+word under its attention. The vocabulary and max_length come from metadata.json, so prediction
+reproduces the training tokenisation.
 
 Training: images are decoded once and kept as uint8. With a frozen backbone the encoder then runs
-once per image: `build_model` computes the pooled features, swaps the datasets to (features,
-tokens) and hands the trainer the decoder; `report` writes the whole captioner (encoder + trained
-decoder) as model.keras. With a trainable backbone the whole model trains on images.
+once per image: `build_model` computes its features (a pooled vector, or the feature map an
+attention captioner looks at), swaps the datasets to (features, tokens) and hands the trainer the
+decoder; `report` writes the whole captioner (encoder + trained decoder) as model.keras. With a
+trainable backbone the whole model trains on images.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from typing import Any
 from zoo.errors import UsageError
 from zoo.tasks.captioning.options import CaptioningOptions
 from zoo.training.task import Task, TaskData
+
+
+_DRAW_ONLY = "_attention_maps"  # record key carrying the maps from postprocess to save when not asked for
 
 
 class CaptioningTask(Task):
@@ -33,20 +42,41 @@ class CaptioningTask(Task):
 
         vocab = meta.get("vocabulary")
         if not vocab:
-            raise UsageError("This show_and_tell model has no vocabulary: it was not trained. Train it with "
-                             "`zoo finetune show_and_tell DATA --out DIR` and predict with --model DIR.")
+            arch = meta.get("arch") or "show_and_tell"
+            raise UsageError(f"This {arch} model has no vocabulary: it was not trained. Train it with "
+                             f"`zoo finetune {arch} DATA --out DIR` and predict with --model DIR.")
         check_model_vocabulary(model, vocab)
         return generate(model, batch, vocab=vocab, **decoding_options(meta, options))
 
     def postprocess(self, outputs, infos: list[dict], meta: dict, options: dict) -> list[dict]:
-        return [{"caption": o["caption"], "log_prob": round(float(o["log_prob"]), 4)} for o in outputs]
+        from zoo.tasks.captioning.predict import attention_records
+
+        records = []
+        for out, info in zip(outputs, infos):
+            record = {"caption": out["caption"], "log_prob": round(float(out["log_prob"]), 4)}
+            if "attention" in out:
+                record["attention"], maps = attention_records(out["tokens"], out["attention"], info,
+                                                              tuple(meta["input_shape"][:2]))
+                if options.get("attention_maps"):
+                    record["attention_maps"] = maps
+                elif options.get("save_dir") is not None:
+                    record[_DRAW_ONLY] = maps  # for save(), which takes it out: records stay JSON
+            records.append(record)
+        return records
 
     def save(self, record: dict, image, meta: dict, save_dir) -> None:
         from zoo.data.sources import artefact_path
         from zoo.files import save_image
         from zoo.tasks.captioning.draw import captioned
 
+        maps = record.pop(_DRAW_ONLY, None)
         save_image(captioned(image, record.get("caption", "")), artefact_path(save_dir, record["source"]))
+        if "attention" in record:
+            from zoo.tasks.captioning.draw import attention_figure
+
+            maps = record["attention_maps"] if maps is None else maps
+            attention_figure(image, [a["word"] for a in record["attention"]], maps,
+                             artefact_path(save_dir, record["source"], suffix="_attention.png"))
 
     # --- training ---
 
@@ -108,17 +138,18 @@ class CaptioningTask(Task):
         arch = str(arch)
         if Path(arch).exists():
             raise UsageError(f"Continuing a captioning run from {arch!r} is not supported yet; train from "
-                             f"'show_and_tell' (the vocabulary is rebuilt from the data).")
-        if get_spec(arch).task != "captioning":
-            raise UsageError(f"{arch!r} is a {get_spec(arch).task} model; captioning data needs 'show_and_tell' "
-                             f"(use --backbone {arch} to put {arch} under the captioner).")
+                             f"'show_and_tell' or 'show_attend_tell' (the vocabulary is rebuilt from the data).")
+        spec = get_spec(arch)
+        if spec.task != "captioning":
+            raise UsageError(f"{arch!r} is a {spec.task} model; captioning data needs 'show_and_tell' or "
+                             f"'show_attend_tell' (use --backbone {arch} to put {arch} under the captioner).")
         topts: CaptioningOptions = opts.task_options
         backbone, weights = train.backbone_and_weights(opts)
         train_backbone = topts.train_backbone if topts.train_backbone is not None else weights is None
         arch_options = {"vocab_size": len(data.extras["vocabulary"]), **topts.arch_options()}
-        model = build("show_and_tell", input_shape=opts.input_shape, backbone=backbone, backbone_weights=weights,
+        model = build(spec.name, input_shape=opts.input_shape, backbone=backbone, backbone_weights=weights,
                       train_backbone=train_backbone, **arch_options)
-        meta = {"arch": "show_and_tell", "task": "captioning", "input_shape": list(opts.input_shape),
+        meta = {"arch": spec.name, "task": "captioning", "input_shape": list(opts.input_shape),
                 "preprocessing": {"in_model": True, "resize": "squash", "interpolation": "bilinear"},
                 "vocabulary": list(data.extras["vocabulary"]), "max_length": int(data.extras["max_length"]),
                 "captioning": {"backbone": backbone, "backbone_weights": weights, "train_backbone": train_backbone,
@@ -137,7 +168,8 @@ class CaptioningTask(Task):
         batch = max(opts.batch_size, 32)
         x_train, x_val = data.extras["images"]
         f_train = train.encode_images(model, x_train, batch_size=batch)
-        f_val = train.encode_images(model, x_val, batch_size=batch) if len(x_val) else np.zeros((0, f_train.shape[1]), "float32")
+        f_val = (train.encode_images(model, x_val, batch_size=batch) if len(x_val)
+                 else np.zeros((0, *f_train.shape[1:]), "float32"))
         data.extras["features"] = (f_train, f_val)
         (index, tokens), (vindex, vtokens) = data.extras["tables"]
         data.train = per_caption(f_train, index, tokens)
@@ -165,7 +197,10 @@ class CaptioningTask(Task):
         if model.get_layer("encoder").trainable_weights:
             return [Stage("train", opts.epochs, opts.lr, freeze=None)]  # batch norm included
         # Frozen encoder without a cache (multi-worker, --cache-features off): freeze up to its last layer.
-        return [Stage("decoder", opts.epochs, opts.lr, freeze={"until": "encoder_pool", "bn": "frozen"})]
+        from zoo.training.freeze import flat_layers
+
+        last = flat_layers(model.get_layer("encoder"))[-1].name
+        return [Stage("decoder", opts.epochs, opts.lr, freeze={"until": last, "bn": "frozen"})]
 
     def metadata(self, model, data: TaskData, opts) -> dict[str, Any]:
         """vocabulary, max_length, decoding defaults, and BLEU/CIDEr of the trained model on the validation images."""
@@ -194,7 +229,7 @@ class CaptioningTask(Task):
         opts = dict(opts or {})
         if not meta.get("vocabulary"):
             raise UsageError("This captioning model has no vocabulary in its metadata; evaluate a model directory "
-                             "written by `zoo finetune show_and_tell`.")
+                             "written by `zoo finetune show_and_tell` (or show_attend_tell).")
         captions = read_captions(data_dir)
         shape = meta.get("input_shape") or list(model.inputs[0].shape[1:])
         images, kept, errors = load_images([p for p, _ in captions.items], size=tuple(shape[:2]), channels=int(shape[2]))
