@@ -10,7 +10,8 @@ CASES = [
     ("densenet121", {"input_shape": (16, 16, 3)}, ["at least 32x32", "(16, 16, 3)", "larger input_shape"]),
     ("alexnet", {"input_shape": (62, 62, 3)}, ["at least 63x63", "(62, 62, 3)"]),
     ("resnet18", {"input_shape": (64, 64, 2)}, ["3 `mean` values", "input has 2 channels", "one mean per channel"]),
-    ("googlenet", {"input_shape": (64, 64, 1)}, ["3 `mean` values", "1 channels", "convert gray images to RGB"]),
+    # one and four channels follow zoo.preprocessing.adapt_preprocessing; two channels have no rule
+    ("googlenet", {"input_shape": (64, 64, 2)}, ["3 `mean` values", "2 channels", "convert gray images to RGB"]),
     ("vgg16", {"input_shape": (128, 128, 3)}, ["needs input 224x224", "(128, 128, 3)", "include_top=False"]),
     ("lenet5", {"input_shape": (28, 28, 1)}, ["needs input 32x32", "(28, 28, 1)", "include_top=False"]),
     ("resnet50", {"style": "caffe"}, ["'keras', 'torchvision'", "style='caffe'"]),

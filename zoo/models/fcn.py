@@ -366,3 +366,5 @@ def FCN8s(include_top: bool = True, weights=None, input_tensor=None, input_shape
     return _keras_style("fcn8s", weights=weights, input_tensor=input_tensor, input_shape=input_shape, classes=classes,
                         classifier_activation=classifier_activation, include_preprocessing=include_preprocessing,
                         include_top=include_top, options=options)
+
+preprocess_input = common.preprocess_input_function("fcn")
