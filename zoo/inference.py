@@ -270,7 +270,8 @@ def external_normalisation(model: Any, meta: dict) -> dict | None:
     prep = dict(meta.get("preprocessing") or {})
     in_model = prep.get("in_model")
     if in_model is None:
-        in_model = any(type(layer).__name__ == "Preprocess" for layer in getattr(model, "layers", []))
+        in_model = any(type(layer).__name__ == "Preprocess" or layer.name == "preprocess"
+                       for layer in getattr(model, "layers", []))
         if not in_model and not any(k in prep for k in ("mode", "scale", "mean", "std")):
             return None  # a model with no preprocessing at all takes pixels as they are
     if in_model:

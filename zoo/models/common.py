@@ -99,7 +99,52 @@ class Preprocess(keras.layers.Layer):
                 "channel_order": self.channel_order, "mode": self.mode}
 
 
+# Preprocess stays registered so that .keras files saved before models used built-in layers still load.
 CUSTOM_OBJECTS = {"zoo>Preprocess": Preprocess}
+
+
+def affine(x, mul: list[float], add: list[float], *, name: str):
+    """x * mul + add per channel as a keras.layers.Rescaling (no weights, portable)."""
+    scale = mul[0] if len(mul) == 1 else list(mul)
+    offset = add[0] if len(add) == 1 else list(add)
+    return keras.layers.Rescaling(scale=scale, offset=offset, name=name)(x)
+
+
+def channel_flip(x, *, name: str):
+    """RGB <-> BGR with built-in, weightless layers: channels moved to axis 1, cut apart with
+    Cropping2D (which crops axes 1 and 2 of a channels_last tensor), concatenated in reverse
+    order and moved back. Exact, and any height and width."""
+    layers = keras.layers
+    chw = layers.Permute((3, 1, 2), name=f"{name}_chw")(x)
+    parts = [layers.Cropping2D(((c, 2 - c), (0, 0)), data_format="channels_last", name=f"{name}_{c}")(chw)
+             for c in (2, 1, 0)]
+    chw = layers.Concatenate(axis=1, name=f"{name}_concat")(parts)
+    return layers.Permute((2, 3, 1), name=f"{name}_hwc")(chw)
+
+
+def preprocessing_layers(x, config: dict[str, Any], *, name: str = "preprocess"):
+    """Pixels in [0, 255] -> the model's input as `config` says, y = (x * scale - mean) / std
+    after a flip for BGR, with Keras's built-in layers only (a channel flip, then a Rescaling named
+    `name`), so that a saved .keras opens with plain keras.saving.load_model, without zoo.
+
+    The Rescaling layer also carries the config as plain attributes (mode, mean, std,
+    channel_order) for code that inspects a model in memory; they are not saved.
+    """
+    mean = _vector(config.get("mean", [0.0]), "mean")
+    std = _vector(config.get("std", [1.0]), "std")
+    n = max(len(mean), len(std))
+    mean, std = (mean * n if len(mean) == 1 else mean), (std * n if len(std) == 1 else std)
+    scale = float(config.get("scale", 1.0))
+    if config.get("channel_order") == "bgr" and x.shape[-1] == 3:
+        x = channel_flip(x, name=f"{name}_bgr")
+    mul = [scale / s for s in std]
+    add = [-m / s for m, s in zip(mean, std)]
+    out = affine(x, mul, add, name=name)
+    layer = out._keras_history[0]
+    for key, value in (("mode", config.get("mode", "custom")), ("mean", mean), ("std", std),
+                       ("channel_order", config.get("channel_order", "rgb"))):
+        object.__setattr__(layer, key, value)  # not Keras state: a description for readers in memory
+    return out
 
 
 # --------------------------------------------------------------------------- argument checks
@@ -191,8 +236,7 @@ def model_input(input_shape: tuple[int, int, int], *, include_preprocessing: boo
         if input_shape[-1] != 2:  # two channels have no documented rule (gray + alpha? two bands?): refused below
             config = adapt_preprocessing(config, input_shape[-1])
         check_preprocessing_channels(config, input_shape[-1])
-        layer_args = {k: config[k] for k in ("scale", "mean", "std", "channel_order", "mode") if k in config}
-        x = Preprocess(name="preprocess", **layer_args)(x)
+        x = preprocessing_layers(x, config)
     return inputs, x, config
 
 

@@ -109,9 +109,9 @@ def build(variant: str = "googlenet", *, num_classes: int | None = 1000, input_s
     inputs, x, _ = common.model_input(shape, include_preprocessing=include_preprocessing, preprocessing=preprocessing,
                                       default_preprocessing="torch", input_tensor=input_tensor)
     if cfg.transform_input:
-        # x * std / 0.5 + (mean - 0.5) / 0.5, written as Preprocess's (x - m) / s.
-        x = common.Preprocess(scale=1.0, mean=[(0.5 - m) / s for m, s in zip(_TORCH_MEAN, _TORCH_STD)],
-                              std=[0.5 / s for s in _TORCH_STD], name="transform_input")(x)
+        # torchvision's transform_input: x * std / 0.5 + (mean - 0.5) / 0.5, per channel.
+        x = common.affine(x, [s / 0.5 for s in _TORCH_STD], [(m - 0.5) / 0.5 for m in _TORCH_MEAN],
+                          name="transform_input")
     x = basic_conv(x, 64, 7, stride=2, name="conv1")
     x = ceil_max_pool(x, 3, 2, name="maxpool1")
     x = basic_conv(x, 64, 1, name="conv2")
