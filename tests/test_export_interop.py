@@ -119,3 +119,14 @@ def test_uint8_input_export(exported, tmp_path):
     assert detail["dtype"].__name__ == "uint8"
     images = sorted(str(p) for p in data.rglob("*.png"))[:4]
     assert _top1(zoo.predict(images, model=out)) == _top1(zoo.predict(images, model=paths["dir"]))
+
+
+def test_cli_evaluate_on_an_onnx_export(exported):
+    import json
+
+    from zoo.cli import cli
+
+    data, paths = exported
+    result = CliRunner().invoke(cli, ["evaluate", str(paths["onnx"]), str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    assert 0 <= json.loads(result.stdout)["accuracy"] <= 1
