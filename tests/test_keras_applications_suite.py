@@ -225,3 +225,16 @@ def test_keras_application_defaults_without_top_are_any_size():
     assert model.input_shape == (None, None, None, 3)
     assert resnet.ResNet18(weights=None).input_shape == (None, 224, 224, 3)
     assert lenet.LeNet5(weights=None, include_top=False).input_shape == (None, None, None, 1)
+
+
+def test_weights_with_an_input_tensor_start_the_model_there():
+    import keras
+    import numpy as np
+
+    inputs = keras.Input((64, 64, 1))
+    pooled = keras.layers.AveragePooling2D(2)(inputs)
+    model = lenet.LeNet5(weights="fashion_mnist", input_tensor=pooled)
+    assert model.input_shape == (None, 64, 64, 1)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 1)).astype("float32")
+    want = lenet.LeNet5(weights="fashion_mnist").predict(x.reshape(2, 32, 2, 32, 2, 1).mean(axis=(2, 4)), verbose=0)
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, atol=1e-5)

@@ -45,13 +45,15 @@ def test_classes_are_ignored_without_a_head_like_keras():
 
 
 def test_keras_style_input_tensor_with_weights_is_refused():
-    import keras
+    # A Keras tensor with weights is keras.applications' idiom and works (see
+    # tests/test_keras_applications_suite.py); anything else is refused before any download.
+    import numpy as np
 
     from zoo.errors import UsageError
     from zoo.models import ResNet50
 
     with pytest.raises(UsageError, match="input_tensor"):
-        ResNet50(weights="imagenet", input_tensor=keras.Input((64, 64, 3)))
+        ResNet50(weights="imagenet", input_tensor=np.zeros((1, 64, 64, 3), "float32"))
 
 
 def test_input_tensor_shape_is_validated_like_input_shape():

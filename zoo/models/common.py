@@ -302,18 +302,23 @@ def keras_style(arch: str, *, weights, input_tensor, build: Callable[..., Any], 
         kwargs["input_shape"] = (None, None, default_input[-1])
     if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
         return build(input_tensor=input_tensor, **kwargs)
-    if input_tensor is not None:
-        raise UsageError(f"`input_tensor` cannot be combined with weights={weights!r}. "
-                         f"Build with input_shape=... instead, or load weights with zoo.build.")
+    if input_tensor is not None and not keras.backend.is_keras_tensor(input_tensor):
+        raise UsageError(f"`input_tensor` with weights={weights!r} must be a Keras tensor (keras.Input(...) or a "
+                         f"layer's output). Received: {type(input_tensor).__name__}.")
     from zoo.models.spec import registry_build
 
     variant_kwargs = dict(kwargs)
+    if input_tensor is not None:
+        variant_kwargs["input_shape"] = tuple(input_tensor.shape[1:])
     variant_kwargs.pop("variant", None)
     name = variant_kwargs.pop("name", None)
     num_classes = variant_kwargs.pop("num_classes")
     if num_classes == default_classes:
         num_classes = None  # the weights' own classes (keras.applications: classes only without weights)
     model = registry_build(arch, weights=weights, num_classes=num_classes, **variant_kwargs)
+    if input_tensor is not None:
+        # keras.applications' meaning: the model starts at input_tensor's source inputs.
+        model = make_model(input_tensor, model(input_tensor), name=name or model.name)
     if name:
         # zoo.build names the model after the architecture; Keras has no public setter for a
         # built model's name.
