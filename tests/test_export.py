@@ -45,7 +45,9 @@ def test_float32_parity_each_format(tmp_path, fmt):
     path, report = export_with_report(model, format=fmt, out=out)
     assert path == out and out.exists() and report["passed"] and report["max_abs_diff"] <= 1e-4
     assert report["top1_agreement"] == 1.0
-    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no temp files left behind
+    # no temp files left behind; a .tflite's labels and preprocessing travel in a file beside it
+    beside = [f"{out.name}.metadata.json"] if fmt == "tflite" else []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, *beside])
     # an independent run of the artefact on new inputs agrees with Keras
     x = np.random.default_rng(5).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
     want = _keras(model, x)

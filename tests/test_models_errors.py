@@ -10,7 +10,8 @@ CASES = [
     ("densenet121", {"input_shape": (16, 16, 3)}, ["at least 32x32", "(16, 16, 3)", "larger input_shape"]),
     ("alexnet", {"input_shape": (62, 62, 3)}, ["at least 63x63", "(62, 62, 3)"]),
     ("resnet18", {"input_shape": (64, 64, 2)}, ["3 `mean` values", "input has 2 channels", "one mean per channel"]),
-    ("googlenet", {"input_shape": (64, 64, 1)}, ["3 `mean` values", "1 channels", "convert gray images to RGB"]),
+    # one and four channels follow zoo.preprocessing.adapt_preprocessing; two channels have no rule
+    ("googlenet", {"input_shape": (64, 64, 2)}, ["3 `mean` values", "2 channels", "convert gray images to RGB"]),
     ("vgg16", {"input_shape": (128, 128, 3)}, ["needs input 224x224", "(128, 128, 3)", "include_top=False"]),
     ("lenet5", {"input_shape": (28, 28, 1)}, ["needs input 32x32", "(28, 28, 1)", "include_top=False"]),
     ("resnet50", {"style": "caffe"}, ["'keras', 'torchvision'", "style='caffe'"]),
@@ -44,13 +45,15 @@ def test_classes_are_ignored_without_a_head_like_keras():
 
 
 def test_keras_style_input_tensor_with_weights_is_refused():
-    import keras
+    # A Keras tensor with weights is keras.applications' idiom and works (see
+    # tests/test_keras_applications_suite.py); anything else is refused before any download.
+    import numpy as np
 
     from zoo.errors import UsageError
     from zoo.models import ResNet50
 
     with pytest.raises(UsageError, match="input_tensor"):
-        ResNet50(weights="imagenet", input_tensor=keras.Input((64, 64, 3)))
+        ResNet50(weights="imagenet", input_tensor=np.zeros((1, 64, 64, 3), "float32"))
 
 
 def test_input_tensor_shape_is_validated_like_input_shape():

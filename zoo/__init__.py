@@ -47,10 +47,16 @@ def __dir__():
     return __all__
 
 
-def _registry_build(name: str, **kwargs):
+def _registry_build(name: str, /, **kwargs):
     from zoo.registry import build
 
     return build(name, **kwargs)
+
+
+def _read_labels(name: str):
+    from zoo.pretrained.manifest import read_labels
+
+    return read_labels(name)
 
 
 # zoo.models is the bottom layer and imports nothing above it; its keras.applications-style
@@ -59,3 +65,4 @@ def _registry_build(name: str, **kwargs):
 from zoo.models import spec as _models_spec  # noqa: E402  (no Keras: dataclasses only)
 
 _models_spec.install_registry_build(_registry_build)
+_models_spec.install_labels_reader(_read_labels)

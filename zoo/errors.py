@@ -25,3 +25,7 @@ class WeightsError(ZooError):
 
 class ImageError(DataError):
     """One image that cannot be decoded; batch work turns it into an error record and goes on."""
+
+
+class MissingDependency(ZooError):
+    """An optional package a feature needs is not installed; the message names the pip extra."""

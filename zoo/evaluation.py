@@ -22,10 +22,10 @@ def evaluate(model, data: str | os.PathLike, *, batch_size: int = 32, verbose: i
     from zoo.modeldir import reference_kind, resolve_model
 
     name = str(model) if isinstance(model, (str, os.PathLike)) else None
-    weights = _pretrained(name) if reference_kind(model) == "name" else None
+    weights = _pretrained(name) if reference_kind(model, exported=True) == "name" else None
     if not Path(data).exists():  # before the model loads: a typo fails in a second
         raise UsageError(f"DATA {str(data)!r} does not exist. Give labelled data in the model's task format.")
-    model, meta = resolve_model(model, weights=weights)
+    model, meta = resolve_model(model, weights=weights, exported=True)
     task_name = meta["task"]
     from zoo.training.task import get_task
 

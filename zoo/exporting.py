@@ -30,9 +30,34 @@ from zoo.errors import UsageError, ZooError
 from zoo.files import publish, write_bytes, write_text
 
 FORMATS = ("savedmodel", "tflite", "onnx")
+INPUT_DTYPES = ("float32", "uint8")
+# Stable names of an export's input and (single) output, whatever the Keras graph called them.
+INPUT_NAME, OUTPUT_NAME = "image", "predictions"
 QUANTIZATIONS = ("float16", "int8")
 TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "int8": 0.1}
 CALIBRATION_IMAGES = 100  # representative images for int8 (TFLite suggests ~100)
+
+
+# Packages a format needs beyond TensorFlow, and the pyproject extra that installs them.
+FORMAT_PACKAGES = {"onnx": (("tf2onnx", "onnx", "onnxruntime"), "export")}
+
+
+def require_format_packages(fmt: str) -> None:
+    """Raise MissingDependency, naming the pip extra, when `fmt`'s optional packages are missing."""
+    import importlib
+
+    from zoo.errors import MissingDependency
+
+    modules, extra = FORMAT_PACKAGES.get(fmt, ((), ""))
+    missing = []
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise MissingDependency(f"The {fmt} format needs the package(s) {', '.join(missing)}, which are not installed. "
+                                f"Install them with: pip install 'zoo[{extra}]'")
 
 
 class ParityError(ZooError):
@@ -48,6 +73,7 @@ def export(
     quantize: str | None = None,
     calibration: str | os.PathLike | None = None,
     tolerance: float | None = None,
+    input_dtype: str = "float32",
 ) -> Path:
     """Export `model` (registry name, model directory, .keras file or keras.Model) and check parity.
 
@@ -58,20 +84,24 @@ def export(
         quantize: TFLite only: "float16", or "int8" (needs `calibration`).
         calibration: a folder of images: int8's representative data, and the parity inputs.
         tolerance: override the maximum allowed difference (see the module docstring).
+        input_dtype: "float32" (default) or "uint8": the artefact's pixel input type.
     Returns:
         The path written. Raises ParityError when the artefact's outputs differ too much.
     """
     path, _ = export_with_report(model, format=format, out=out, weights=weights, quantize=quantize,
-                                 calibration=calibration, tolerance=tolerance)
+                                 calibration=calibration, tolerance=tolerance, input_dtype=input_dtype)
     return path
 
 
 def export_with_report(model, *, format, out, weights=None, quantize=None, calibration=None,
-                       tolerance=None) -> tuple[Path, dict]:
+                       tolerance=None, input_dtype="float32") -> tuple[Path, dict]:
     """zoo.export, also returning {"format", "quantize", "max_abs_diff", "tolerance", "samples", ...}."""
     fmt = str(format).lower().replace("saved_model", "savedmodel")
     if fmt not in FORMATS:
         raise UsageError(f"`format` must be one of {', '.join(FORMATS)}. Received: format={format!r}.")
+    require_format_packages(fmt)
+    if input_dtype not in INPUT_DTYPES:
+        raise UsageError(f"`input_dtype` must be one of {', '.join(INPUT_DTYPES)}. Received: input_dtype={input_dtype!r}.")
     if quantize is not None and str(quantize).lower() == "none":
         quantize = None
     if quantize is not None and quantize not in QUANTIZATIONS:
@@ -97,22 +127,32 @@ def export_with_report(model, *, format, out, weights=None, quantize=None, calib
     height, width, channels = input_size(keras_model, meta)
     meta = {**meta, "input_shape": [height, width, channels]}
     samples = sample_inputs(keras_model, meta, calibration=calibration)
-    reference = [np.asarray(o, np.float64) for o in _flatten(keras_model(samples, training=False))]
+    if input_dtype == "uint8":  # whole pixel values, the same for the Keras model and the artefact
+        samples = np.clip(np.round(samples), 0, 255).astype(np.uint8)
+    from zoo.inference import external_normalisation
+
+    # Whether the artefact takes pixels (preprocessing inside) or normalised input, for predict.
+    prep = dict(meta.get("preprocessing") or {})
+    prep.setdefault("in_model", external_normalisation(keras_model, meta) is None)
+    meta = {**meta, "preprocessing": prep, "input_dtype": input_dtype}
+    reference = [np.asarray(o, np.float64)
+                 for o in _flatten(keras_model(samples.astype(np.float32), training=False))]
     # Export the inference copy (batch norm folded, dropout gone); the parity check below compares
     # the artefact with the original model, so it covers the folding too.
-    keras_model = _inference_copy(keras_model, samples)
+    keras_model = _inference_copy(keras_model, samples.astype(np.float32))
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         artefact = tmp / out.name
         if fmt == "savedmodel":
-            _savedmodel(keras_model, artefact, meta)
+            _savedmodel(keras_model, artefact, meta, input_dtype=input_dtype)
             outputs = _run_savedmodel(artefact, samples)
         elif fmt == "tflite":
-            _tflite(keras_model, artefact, tmp, quantize=quantize, calibration=samples if quantize == "int8" else None)
+            _tflite(keras_model, artefact, tmp, meta, quantize=quantize, input_dtype=input_dtype,
+                    calibration=samples if quantize == "int8" else None)
             outputs = _run_tflite(artefact, samples)
         else:
-            _onnx(keras_model, artefact, meta)
+            _onnx(keras_model, artefact, meta, input_dtype=input_dtype)
             outputs = _run_onnx(artefact, samples)
         report = compare(reference, outputs, precision=quantize or "float32", tolerance=tolerance)
         report.update(format=fmt, quantize=quantize, samples=int(samples.shape[0]), out=str(out),
@@ -125,6 +165,10 @@ def export_with_report(model, *, format, out, weights=None, quantize=None, calib
             kind = "folder" if out.is_dir() else "file"
             raise UsageError(f"--out {out} is an existing {kind}; remove it or choose another path.")
         publish(artefact, out)
+        if fmt == "tflite":  # a .tflite has no room for zoo's metadata: it travels beside the file
+            from zoo.artefacts import side_meta_path
+
+            write_text(side_meta_path(out), json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out, report
@@ -225,17 +269,60 @@ def sample_inputs(model, meta: dict, *, calibration=None, count: int = 4, seed: 
 # --- writers ---
 
 
-def _savedmodel(model, path: Path, meta: dict) -> None:
-    model.export(str(path), format="tf_saved_model", verbose=False)
+def _archive(model, meta: dict, *, input_dtype: str, serving_extras: bool):
+    """A keras.export.ExportArchive of `model` with stable names: input "image" (N, H, W, C) of
+    `input_dtype`, output "predictions" (or output_0.. for several outputs). With
+    `serving_extras`, also `__call__` (so hub.load(dir)(x) and hub.KerasLayer(dir) work without
+    arguments) and the signature "serving_bytes", whose input "image_bytes" is a batch of encoded
+    images (TF Serving's REST API base64-decodes {"b64": ...} for inputs named *_bytes), decoded and
+    resized (bilinear, to H x W) inside the graph."""
+    import keras
+    import tensorflow as tf
+
+    height, width, channels = (int(d) for d in meta["input_shape"])
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def forward(image):
+        return model(tf.cast(image, model.inputs[0].dtype or tf.float32), training=False)
+
+    def named(outputs):
+        flat = tf.nest.flatten(outputs)
+        return {OUTPUT_NAME: flat[0]} if len(flat) == 1 else {f"output_{i}": o for i, o in enumerate(flat)}
+
+    spec = tf.TensorSpec((None, height, width, channels), tf.as_dtype(input_dtype), name=INPUT_NAME)
+    # serving_default (named outputs) first; `serve` returns what the Keras model returns, as
+    # Keras's own export does.
+    archive.add_endpoint("serving_default", lambda image: named(forward(image)), input_signature=[spec])
+    archive.add_endpoint("serve", forward, input_signature=[spec])
+    if serving_extras:
+        def from_bytes(image_bytes):
+            def one(data):
+                image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+                return tf.image.resize(tf.cast(image, tf.float32), (height, width))
+
+            pixels = tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec((height, width, channels),
+                                                                                   tf.float32))
+            return named(forward(pixels))
+
+        archive.add_endpoint("serving_bytes", from_bytes,
+                             input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
+        archive.add_endpoint("__call__", forward, input_signature=[spec])
+    return archive
+
+
+def _savedmodel(model, path: Path, meta: dict, *, input_dtype: str = "float32") -> None:
+    _archive(model, meta, input_dtype=input_dtype, serving_extras=True).write_out(str(path), verbose=False)
     write_text(path / "metadata.json", json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def _tflite(model, path: Path, workdir: Path, *, quantize: str | None, calibration: np.ndarray | None) -> None:
+def _tflite(model, path: Path, workdir: Path, meta: dict, *, quantize: str | None, input_dtype: str = "float32",
+            calibration: np.ndarray | None) -> None:
     import tensorflow as tf
 
     saved = workdir / "savedmodel"
-    model.export(str(saved), format="tf_saved_model", verbose=False)
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    _archive(model, meta, input_dtype=input_dtype, serving_extras=False).write_out(str(saved), verbose=False)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serving_default"])
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -250,10 +337,14 @@ def _tflite(model, path: Path, workdir: Path, *, quantize: str | None, calibrati
     write_bytes(path, converter.convert())
 
 
-def _onnx(model, path: Path, meta: dict) -> None:
+def _onnx(model, path: Path, meta: dict, *, input_dtype: str = "float32") -> None:
+    import tensorflow as tf
+
+    height, width, channels = (int(d) for d in meta["input_shape"])
+    spec = tf.TensorSpec((None, height, width, channels), tf.as_dtype(input_dtype), name=INPUT_NAME)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        model.export(str(path), format="onnx", verbose=False)
+        model.export(str(path), format="onnx", verbose=False, input_signature=[spec])
     try:
         import onnx
     except ImportError:  # metadata is a convenience; the graph is already written

@@ -78,7 +78,7 @@ def iter_predict(
     from zoo.modeldir import resolve_model
     from zoo.training.task import get_task
 
-    keras_model, meta = resolve_model(model, weights=weights)
+    keras_model, meta = resolve_model(model, weights=weights, exported=True)
     task = get_task(meta["task"])
     meta = {**meta, "input_shape": list(input_size(keras_model, meta))}
     if save_dir is not None:
@@ -287,7 +287,8 @@ def external_normalisation(model: Any, meta: dict) -> dict | None:
     prep = dict(meta.get("preprocessing") or {})
     in_model = prep.get("in_model")
     if in_model is None:
-        in_model = any(type(layer).__name__ == "Preprocess" for layer in getattr(model, "layers", []))
+        in_model = any(type(layer).__name__ == "Preprocess" or layer.name == "preprocess"
+                       for layer in getattr(model, "layers", []))
         if not in_model and not any(k in prep for k in ("mode", "scale", "mean", "std")):
             return None  # a model with no preprocessing at all takes pixels as they are
     if in_model:
@@ -337,7 +338,8 @@ def _compile_forward(model: Any, norm: dict | None):
     from zoo.preprocessing import normalise
 
     try:
-        infer = inference_model(model)
+        # An export artefact (zoo.artefacts) is already an inference graph in its own runtime.
+        infer = model if getattr(model, "is_exported_artefact", False) else inference_model(model)
     except Exception as exc:  # an optimisation must never stop predictions: run the model as is
         warnings.warn(f"zoo.optimize.inference_model failed ({_one_line(exc)}); predicting with the "
                       f"model as it is.", stacklevel=2)

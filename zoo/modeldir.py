@@ -160,16 +160,18 @@ def load_model(path: str | os.PathLike):
 
 # --- model references: what `--model` / `model=` may name ---
 
-MODEL_KINDS = ("model", "saved", "hub", "name")
+MODEL_KINDS = ("model", "saved", "exported", "hub", "name")
 
 
-def reference_kind(model: Any, *, hub: bool = False) -> str:
+def reference_kind(model: Any, *, hub: bool = False, exported: bool = False) -> str:
     """Which kind of model reference `model` is, without loading or building anything.
 
     Returns:
         "model" (a keras.Model), "saved" (a model directory or .keras file, checked to be one),
-        "hub" ("hub:PATH", a TF-Hub / SavedModel feature extractor; only where `hub` is allowed:
-        fine-tuning puts a head on it), or "name" (anything else; the registry checks the name).
+        "exported" (an artefact of `zoo export`: SavedModel folder, .tflite, .onnx; only where
+        `exported` is allowed: predict and evaluate run it), "hub" ("hub:PATH", a TF-Hub /
+        SavedModel feature extractor; only where `hub` is allowed: fine-tuning puts a head on it),
+        or "name" (anything else; the registry checks the name).
     Raises:
         UsageError: an object that is no model, a path that holds no zoo model, or "hub:" where
             it cannot be used.
@@ -187,6 +189,14 @@ def reference_kind(model: Any, *, hub: bool = False) -> str:
         return "hub"
     # Anything that looks like a path is one: a typo in a path should say the path is missing,
     # not that no model has that name.
+    from zoo.artefacts import artefact_format
+
+    fmt = artefact_format(Path(text).expanduser())
+    if fmt is not None:
+        if not exported:
+            raise UsageError(f"{text} is a {fmt} export: `zoo predict` and `zoo evaluate` take it; here give the "
+                             f"model directory or .keras file it was exported from.")
+        return "exported"
     if Path(text).expanduser().exists() or text.endswith(".keras") or os.sep in text or text.startswith("."):
         find_model_file(Path(text).expanduser())
         return "saved"
@@ -194,7 +204,7 @@ def reference_kind(model: Any, *, hub: bool = False) -> str:
 
 
 def resolve_model(model: Any, *, weights: str | None = None, task: str | None = None,
-                  input_shape: tuple[int, ...] | None = None) -> tuple[Any, dict[str, Any]]:
+                  input_shape: tuple[int, ...] | None = None, exported: bool = False) -> tuple[Any, dict[str, Any]]:
     """(keras.Model, metadata) for a registry name, a model directory, a .keras file or a keras.Model.
 
     The one model resolution behind predict, evaluate, export and bench.
@@ -204,12 +214,13 @@ def resolve_model(model: Any, *, weights: str | None = None, task: str | None = 
             zoo.registry.default_weights (with a warning when the model has none).
         task: the task of a plain keras.Model without zoo metadata (default "classification").
         input_shape: registry names only: build at this (H, W, C).
+        exported: also take artefacts of `zoo export` (zoo.artefacts.ExportedModel; predict, evaluate).
     Returns:
         The model and its metadata (zoo.modeldir.get_meta), with "task" always set.
     """
-    kind = reference_kind(model)
+    kind = reference_kind(model, exported=exported)
     if kind != "name":
-        what = os.fspath(model) if kind == "saved" else "this model"
+        what = os.fspath(model) if kind in ("saved", "exported") else "this model"
         if weights is not None and str(weights).lower() != "none":
             raise UsageError(f"`weights` applies to registry names only; {what} already has its weights. "
                              f"Drop --weights.")
@@ -219,6 +230,10 @@ def resolve_model(model: Any, *, weights: str | None = None, task: str | None = 
         keras_model = model
     elif kind == "saved":
         keras_model = load_model(Path(os.fspath(model)).expanduser())
+    elif kind == "exported":
+        from zoo.artefacts import ExportedModel
+
+        keras_model = ExportedModel(Path(os.fspath(model)).expanduser())
     else:
         import zoo
         from zoo.registry import default_weights

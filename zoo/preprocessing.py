@@ -34,3 +34,34 @@ def normalise(x, config: dict[str, Any], *, dtype: Any = "float32"):
     mean = np.asarray(config.get("mean", [0.0]), dtype)
     std = np.asarray(config.get("std", [1.0]), dtype)
     return (x * float(config.get("scale", 1.0)) - mean) / std
+
+
+def adapt_preprocessing(pre: dict[str, Any] | None, channels: int | None) -> dict[str, Any] | None:
+    """`pre` (RGB preprocessing) for an input with `channels` channels: the one rule per channel count.
+
+    1 channel (gray, R=G=B): the average mean and std; 3: as they are; 4 or more (RGB + alpha or
+    near-infrared...): the RGB values, then the average for every extra channel. zoo.pretrained
+    adapts the first convolution to match when it loads RGB weights. BGR preprocessing fits one
+    channel (a flip of gray is gray) or three; other counts are refused.
+    """
+    if pre is None or channels is None:
+        return pre
+    mean, std = list(pre.get("mean", [0.0])), list(pre.get("std", [1.0]))
+    if max(len(mean), len(std)) in (1, channels):
+        return pre
+    if pre.get("channel_order") == "bgr":
+        if channels != 1:
+            from zoo.errors import UsageError
+
+            raise UsageError(
+                f"These weights expect BGR input (mode {pre.get('mode')!r}); zoo cannot extend BGR preprocessing to "
+                f"{channels} channels. Received: input_shape with {channels} channels. Use include_preprocessing=False "
+                f"and preprocess the extra channels yourself, or weights with RGB preprocessing (e.g. tv_in1k).")
+    mean = mean * 3 if len(mean) == 1 else mean
+    std = std * 3 if len(std) == 1 else std
+    if channels == 1:
+        mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
+    else:
+        mean = (mean + [sum(mean) / len(mean)] * channels)[:channels]
+        std = (std + [sum(std) / len(std)] * channels)[:channels]
+    return {**pre, "mean": mean, "std": std, "channel_order": "rgb"}

@@ -86,3 +86,6 @@ def AlexNet(include_top: bool = True, weights=None, input_tensor=None, input_sha
                               include_top=include_top, input_shape=input_shape, pooling=pooling,
                               num_classes=classes, classifier_activation=classifier_activation, name=name,
                               include_preprocessing=include_preprocessing, **options)
+
+preprocess_input = common.preprocess_input_function("alexnet")
+decode_predictions = common.decode_predictions_function("alexnet", "imagenet")

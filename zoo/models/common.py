@@ -12,7 +12,7 @@ from typing import Any, Callable
 import keras
 
 from zoo.errors import UsageError
-from zoo.preprocessing import PREPROCESSING  # the one table of preprocessing modes
+from zoo.preprocessing import PREPROCESSING, adapt_preprocessing  # the one table; the rule per channel count
 
 POOLINGS = ("avg", "max", None)
 
@@ -99,7 +99,52 @@ class Preprocess(keras.layers.Layer):
                 "channel_order": self.channel_order, "mode": self.mode}
 
 
+# Preprocess stays registered so that .keras files saved before models used built-in layers still load.
 CUSTOM_OBJECTS = {"zoo>Preprocess": Preprocess}
+
+
+def affine(x, mul: list[float], add: list[float], *, name: str):
+    """x * mul + add per channel as a keras.layers.Rescaling (no weights, portable)."""
+    scale = mul[0] if len(mul) == 1 else list(mul)
+    offset = add[0] if len(add) == 1 else list(add)
+    return keras.layers.Rescaling(scale=scale, offset=offset, name=name)(x)
+
+
+def channel_flip(x, *, name: str):
+    """RGB <-> BGR with built-in, weightless layers: channels moved to axis 1, cut apart with
+    Cropping2D (which crops axes 1 and 2 of a channels_last tensor), concatenated in reverse
+    order and moved back. Exact, and any height and width."""
+    layers = keras.layers
+    chw = layers.Permute((3, 1, 2), name=f"{name}_chw")(x)
+    parts = [layers.Cropping2D(((c, 2 - c), (0, 0)), data_format="channels_last", name=f"{name}_{c}")(chw)
+             for c in (2, 1, 0)]
+    chw = layers.Concatenate(axis=1, name=f"{name}_concat")(parts)
+    return layers.Permute((2, 3, 1), name=f"{name}_hwc")(chw)
+
+
+def preprocessing_layers(x, config: dict[str, Any], *, name: str = "preprocess"):
+    """Pixels in [0, 255] -> the model's input as `config` says, y = (x * scale - mean) / std
+    after a flip for BGR, with Keras's built-in layers only (a channel flip, then a Rescaling named
+    `name`), so that a saved .keras opens with plain keras.saving.load_model, without zoo.
+
+    The Rescaling layer also carries the config as plain attributes (mode, mean, std,
+    channel_order) for code that inspects a model in memory; they are not saved.
+    """
+    mean = _vector(config.get("mean", [0.0]), "mean")
+    std = _vector(config.get("std", [1.0]), "std")
+    n = max(len(mean), len(std))
+    mean, std = (mean * n if len(mean) == 1 else mean), (std * n if len(std) == 1 else std)
+    scale = float(config.get("scale", 1.0))
+    if config.get("channel_order") == "bgr" and x.shape[-1] == 3:
+        x = channel_flip(x, name=f"{name}_bgr")
+    mul = [scale / s for s in std]
+    add = [-m / s for m, s in zip(mean, std)]
+    out = affine(x, mul, add, name=name)
+    layer = out._keras_history[0]
+    for key, value in (("mode", config.get("mode", "custom")), ("mean", mean), ("std", std),
+                       ("channel_order", config.get("channel_order", "rgb"))):
+        object.__setattr__(layer, key, value)  # not Keras state: a description for readers in memory
+    return out
 
 
 # --------------------------------------------------------------------------- argument checks
@@ -126,22 +171,39 @@ def check_activation(activation: Any) -> None:
                          f"Received: classifier_activation={activation!r}.")
 
 
+def check_data_format() -> None:
+    """zoo builds channels_last networks only: refuse channels_first rather than build a wrong graph."""
+    fmt = keras.config.image_data_format()
+    if fmt != "channels_last":
+        raise UsageError(f"zoo.models builds channels_last networks (inputs (height, width, channels)) only. "
+                         f"Received: keras.config.image_data_format()={fmt!r}. Call "
+                         f"keras.config.set_image_data_format('channels_last') and transpose NCHW data with "
+                         f"keras.ops.transpose(x, (0, 2, 3, 1)).")
+
+
 def check_input_shape(input_shape: Any, *, default: tuple[int, int, int], min_size: int, arch: str,
-                      include_top: bool, fixed_top: bool, input_tensor=None) -> tuple[int, int, int]:
-    """A valid (H, W, C): None gives the input_tensor's shape or the default; `fixed_top` heads need
-    exactly the default H, W."""
+                      include_top: bool, fixed_top: bool, input_tensor=None) -> tuple:
+    """A valid (H, W, C): None gives the input_tensor's shape or the default. H and W may be None
+    (any size at run time) unless `fixed_top`: a Flatten head with include_top needs exactly the
+    default H, W."""
+    check_data_format()
     if input_shape is None and input_tensor is not None:
         input_shape = tuple(input_tensor.shape[1:])
     if input_shape is None:
         return tuple(default)
     shape = tuple(input_shape)
-    if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
-        raise UsageError(f"`input_shape` must be (height, width, channels) with integers. "
+
+    def size(d, *, spatial: bool) -> bool:
+        return (spatial and d is None) or (isinstance(d, int) and not isinstance(d, bool))
+
+    if len(shape) != 3 or not (size(shape[0], spatial=True) and size(shape[1], spatial=True)
+                               and size(shape[2], spatial=False)):
+        raise UsageError(f"`input_shape` must be (height, width, channels): integers, height and width may be None. "
                          f"Received: input_shape={input_shape!r}. For {arch} use e.g. {tuple(default)}.")
     h, w, c = shape
     if c < 1:
         raise UsageError(f"`input_shape` needs at least one channel. Received: input_shape={shape}.")
-    if h < min_size or w < min_size:
+    if any(d is not None and d < min_size for d in (h, w)):
         raise UsageError(f"{arch} needs an input of at least {min_size}x{min_size} pixels. "
                          f"Received: input_shape={shape}. Resize the images or use a larger input_shape.")
     if include_top and fixed_top and (h, w) != tuple(default[:2]):
@@ -158,7 +220,9 @@ def check_input_shape(input_shape: Any, *, default: tuple[int, int, int], min_si
 
 def model_input(input_shape: tuple[int, int, int], *, include_preprocessing: bool,
                 preprocessing: dict[str, Any] | str | None, default_preprocessing: str, input_tensor=None):
-    """(inputs, x, config): the Keras input and the tensor after the optional Preprocess layer."""
+    """(inputs, x, config): the Keras input and the tensor after the optional Preprocess layer.
+    Gray and 4+-channel inputs get the mode's preprocessing by zoo.preprocessing.adapt_preprocessing."""
+    check_data_format()
     if input_tensor is None:
         inputs = keras.Input(shape=input_shape)  # Keras's unique default name: two zoo models can share a graph
     elif keras.backend.is_keras_tensor(input_tensor):
@@ -169,9 +233,10 @@ def model_input(input_shape: tuple[int, int, int], *, include_preprocessing: boo
     x = inputs
     if include_preprocessing:
         config = preprocessing_config(preprocessing, default=default_preprocessing)
+        if input_shape[-1] != 2:  # two channels have no documented rule (gray + alpha? two bands?): refused below
+            config = adapt_preprocessing(config, input_shape[-1])
         check_preprocessing_channels(config, input_shape[-1])
-        layer_args = {k: config[k] for k in ("scale", "mean", "std", "channel_order", "mode") if k in config}
-        x = Preprocess(name="preprocess", **layer_args)(x)
+        x = preprocessing_layers(x, config)
     return inputs, x, config
 
 
@@ -219,23 +284,46 @@ def feature_model(model, layers: dict[str, str], *, name: str | None = None):
     return keras.Model(model.inputs, outputs, name=name or f"{model.name}_features")
 
 
-def keras_style(arch: str, *, weights, input_tensor, build: Callable[..., Any], **kwargs):
+def keras_style(arch: str, *, weights, input_tensor, build: Callable[..., Any], default_classes: int = 1000,
+                **kwargs):
     """Shared body of the keras.applications-style functions (ResNet50(...), VGG16(...), ...).
 
-    `weights` None builds the bare architecture; a tag or a path goes through zoo.build, which
-    resolves, verifies and loads it (reached through zoo.models.spec, installed by `import zoo`).
+    keras.applications' defaults: without a head and without input_shape / input_tensor the input
+    is (None, None, C), any size. `weights` None builds the bare architecture; a tag or a path goes
+    through zoo.build, which resolves, verifies and loads it (reached through zoo.models.spec,
+    installed by `import zoo`); `classes` left at its default then follows the weights' classes.
     """
+    import sys
+
+    check_data_format()
+    default_input = getattr(sys.modules[build.__module__], "DEFAULT_INPUT", None)
+    if (kwargs.get("input_shape") is None and input_tensor is None and not kwargs.get("include_top", True)
+            and default_input is not None):
+        kwargs["input_shape"] = (None, None, default_input[-1])
     if weights is None or (isinstance(weights, str) and weights.lower() == "none"):
         return build(input_tensor=input_tensor, **kwargs)
-    if input_tensor is not None:
-        raise UsageError(f"`input_tensor` cannot be combined with weights={weights!r}. "
-                         f"Build with input_shape=... instead, or load weights with zoo.build.")
+    if input_tensor is not None and not keras.backend.is_keras_tensor(input_tensor):
+        raise UsageError(f"`input_tensor` with weights={weights!r} must be a Keras tensor (keras.Input(...) or a "
+                         f"layer's output). Received: {type(input_tensor).__name__}.")
     from zoo.models.spec import registry_build
 
     variant_kwargs = dict(kwargs)
+    if input_tensor is not None:
+        variant_kwargs["input_shape"] = tuple(input_tensor.shape[1:])
     variant_kwargs.pop("variant", None)
+    name = variant_kwargs.pop("name", None)
     num_classes = variant_kwargs.pop("num_classes")
-    return registry_build(arch, weights=weights, num_classes=num_classes, **variant_kwargs)
+    if num_classes == default_classes:
+        num_classes = None  # the weights' own classes (keras.applications: classes only without weights)
+    model = registry_build(arch, weights=weights, num_classes=num_classes, **variant_kwargs)
+    if input_tensor is not None:
+        # keras.applications' meaning: the model starts at input_tensor's source inputs.
+        model = make_model(input_tensor, model(input_tensor), name=name or model.name)
+    if name:
+        # zoo.build names the model after the architecture; Keras has no public setter for a
+        # built model's name.
+        model.name = name
+    return model
 
 
 def keras_style_function(build: Callable[..., Any], variant: str, fn_name: str, *, paper: str, note: str = ""):
@@ -253,6 +341,60 @@ def keras_style_function(build: Callable[..., Any], variant: str, fn_name: str, 
     fn.__doc__ = (f"keras.applications-style {fn_name} ({paper}); `weights` is None, a manifest tag or a path "
                   f"(keras HDF5, torchvision safetensors, zoo .weights.h5).{note}")
     return fn
+
+
+def preprocess_input_function(family: str):
+    """keras.applications' `preprocess_input(x, data_format=None)` for a family module.
+
+    zoo models carry their preprocessing (include_preprocessing=True, the default) and take pixels
+    in [0, 255], so by default this returns `x` unchanged, as keras.applications' EfficientNet and
+    ConvNeXt modules do. For a model built with include_preprocessing=False, pass the weights'
+    `mode` ("torch", "caffe", "tf", "unit" or a dict; zoo.info(name)["weights"] lists it).
+    """
+
+    def preprocess_input(x, data_format=None, mode=None):
+        if data_format not in (None, "channels_last"):
+            raise UsageError(f"zoo's preprocess_input works on channels_last data. Received: "
+                             f"data_format={data_format!r}. Transpose NCHW data to NHWC first.")
+        if mode is None:
+            return x
+        from zoo.preprocessing import normalise
+
+        return normalise(x, preprocessing_config(mode, default="unit"))
+
+    preprocess_input.__doc__ = (f"{family}: `x` unchanged (zoo models preprocess inside, from pixels in [0, 255]); "
+                                f"with `mode` (e.g. 'torch'), the preprocessing a model built with "
+                                f"include_preprocessing=False expects.")
+    return preprocess_input
+
+
+def decode_predictions_function(family: str, labels_name: str):
+    """keras.applications' `decode_predictions(preds, top=5)` for a family module: for each row,
+    the `top` (class id, class name, score) tuples by descending score; the class id is the index
+    as a string. `labels` (a list of names) replaces the family's label list `labels_name`."""
+
+    def decode_predictions(preds, top: int = 5, *, labels=None):
+        import numpy as np
+
+        preds = np.asarray(keras.ops.convert_to_numpy(preds))
+        names = list(labels) if labels is not None else None
+        if names is None:
+            from zoo.models.spec import read_labels
+
+            names = read_labels(labels_name) or []
+        if preds.ndim != 2 or preds.shape[1] != len(names):
+            raise UsageError(f"`decode_predictions` expects a batch of predictions of shape (samples, {len(names)}) "
+                             f"({labels_name} classes). Received: shape {tuple(preds.shape)}. Pass labels=[...] "
+                             f"for a model with other classes.")
+        out = []
+        for row in preds:
+            order = np.argsort(-row, kind="stable")[:top]
+            out.append([(str(int(i)), names[i], float(row[i])) for i in order])
+        return out
+
+    decode_predictions.__doc__ = (f"{family}: the top (class id, class name, score) tuples of each row, with the "
+                                  f"{labels_name} labels unless `labels` is given.")
+    return decode_predictions
 
 
 def make_options(cls, options: dict[str, Any], *, arch: str, base=None):

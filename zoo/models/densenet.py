@@ -137,3 +137,6 @@ _PAPER = "Huang et al. 2016"
 DenseNet121 = common.keras_style_function(build, "densenet121", "DenseNet121", paper=_PAPER)
 DenseNet169 = common.keras_style_function(build, "densenet169", "DenseNet169", paper=_PAPER)
 DenseNet201 = common.keras_style_function(build, "densenet201", "DenseNet201", paper=_PAPER)
+
+preprocess_input = common.preprocess_input_function("densenet")
+decode_predictions = common.decode_predictions_function("densenet", "imagenet")

@@ -263,9 +263,30 @@ def _feature(feats: dict, names: tuple[str, str], backbone: str):
 
 
 def _upsample(x, num_classes: int, factor: int, *, name: str, trainable: bool = True, dtype=None):
-    return layers.Conv2DTranspose(num_classes, 2 * factor, strides=factor, padding="valid", use_bias=False,
-                                  kernel_initializer=BilinearUpsampling(), trainable=trainable, dtype=dtype,
-                                  name=name)(x)
+    layer = layers.Conv2DTranspose(num_classes, 2 * factor, strides=factor, padding="valid", use_bias=False,
+                                   kernel_initializer=BilinearUpsampling(), trainable=trainable, dtype=dtype,
+                                   name=name)
+    out = layer(x)
+    # The bilinear kernel is in the layer's weights now; a built-in initializer in its config lets a
+    # saved .keras open without zoo (loading restores the weights over it).
+    layer.kernel_initializer = keras.initializers.Zeros()
+    return out
+
+
+def _pad_to_multiple(x, *, name: str):
+    """PadToMultiple, as a built-in ZeroPadding2D when H and W are known (a portable .keras)."""
+    h, w = x.shape[1:3]
+    if h is None or w is None:
+        return PadToMultiple(MULTIPLE, name=name)(x)
+    return layers.ZeroPadding2D(((0, -h % MULTIPLE), (0, -w % MULTIPLE)), name=name)(x)
+
+
+def _crop_to(x, reference, offset: int, *, name: str, dtype=None):
+    """CropTo, as a built-in Cropping2D when both sizes are known (a portable .keras)."""
+    (h, w), (rh, rw) = x.shape[1:3], reference.shape[1:3]
+    if None in (h, w, rh, rw):
+        return CropTo(offset, dtype=dtype, name=name)([x, reference])
+    return layers.Cropping2D(((offset, h - offset - rh), (offset, w - offset - rw)), dtype=dtype, name=name)(x)
 
 
 def _score(x, num_classes: int, *, name: str):
@@ -297,7 +318,7 @@ def build(variant: str = "fcn8s", *, num_classes: int | None = DEFAULT_CLASSES, 
     else:
         inputs = keras.Input(shape=shape, name="input", tensor=input_tensor)
     # Bottom/right padding keeps pixel (i, j) in place; the backbone's own preprocessing follows.
-    padded = PadToMultiple(MULTIPLE, name="pad")(inputs)
+    padded = _pad_to_multiple(inputs, name="pad")
     feats = backbone(padded)
     vgg = "pool5" in feats
     width = opts.head_channels or (4096 if vgg else 512)
@@ -315,12 +336,12 @@ def build(variant: str = "fcn8s", *, num_classes: int | None = DEFAULT_CLASSES, 
             break
         fine = _score(_feature(feats, keys, opts.backbone), num_classes, name=f"score_{skip}")
         up = _upsample(x, num_classes, 2, name=up_name)
-        up = CropTo(1, name=f"{up_name}_crop")([up, fine])  # kernel 4, stride 2: crop f/2 = 1
+        up = _crop_to(up, fine, 1, name=f"{up_name}_crop")  # kernel 4, stride 2: crop f/2 = 1
         x = layers.Add(name=f"fuse_{skip}")([up, fine])
         stride //= 2
     dtype = common.head_dtype()
     x = _upsample(x, num_classes, stride, name=f"upscore{stride}", trainable=opts.learn_final_upsampling, dtype=dtype)
-    x = CropTo(stride // 2, dtype=dtype, name="score")([x, inputs])
+    x = _crop_to(x, inputs, stride // 2, dtype=dtype, name="score")
     if classifier_activation is not None:
         x = layers.Activation(classifier_activation, dtype=dtype, name="predictions")(x)
     model = keras.Model(inputs, x, name=variant)
@@ -366,3 +387,5 @@ def FCN8s(include_top: bool = True, weights=None, input_tensor=None, input_shape
     return _keras_style("fcn8s", weights=weights, input_tensor=input_tensor, input_shape=input_shape, classes=classes,
                         classifier_activation=classifier_activation, include_preprocessing=include_preprocessing,
                         include_top=include_top, options=options)
+
+preprocess_input = common.preprocess_input_function("fcn")

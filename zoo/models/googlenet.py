@@ -15,7 +15,6 @@ Feature maps: s4 = conv3_relu, s8 = inception3b_concat, s16 = inception4e_concat
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import keras
@@ -60,15 +59,15 @@ def basic_conv(x, filters: int, kernel: int, *, stride: int = 1, name: str):
 
 
 def ceil_max_pool(x, size: int, stride: int, *, name: str):
-    """PyTorch MaxPool2d(size, stride, ceil_mode=True) on a non-negative input."""
-    pads = []
-    for n in x.shape[1:3]:
-        out = math.ceil((n - size) / stride) + 1
-        if (out - 1) * stride >= n:  # PyTorch drops a last window that would start in the padding
-            out -= 1
-        pads.append((0, max(0, (out - 1) * stride + size - n)))
-    if any(p[1] for p in pads):
-        x = layers.ZeroPadding2D(tuple(pads), name=f"{name}_pad")(x)
+    """PyTorch MaxPool2d(size, stride, ceil_mode=True) on a non-negative input, at any input size.
+
+    stride - 1 zeros on the bottom and right give floor((n + stride - 1 - size) / stride) + 1 =
+    ceil((n - size) / stride) + 1 windows, PyTorch's count; a window never starts in the padding
+    since size >= stride, and zeros never win a max over non-negative values. The padding does not
+    depend on the size, so the height and width may be None.
+    """
+    if stride > 1:
+        x = layers.ZeroPadding2D(((0, stride - 1), (0, stride - 1)), name=f"{name}_pad")(x)
     return layers.MaxPooling2D(size, strides=stride, name=name)(x)
 
 
@@ -110,9 +109,9 @@ def build(variant: str = "googlenet", *, num_classes: int | None = 1000, input_s
     inputs, x, _ = common.model_input(shape, include_preprocessing=include_preprocessing, preprocessing=preprocessing,
                                       default_preprocessing="torch", input_tensor=input_tensor)
     if cfg.transform_input:
-        # x * std / 0.5 + (mean - 0.5) / 0.5, written as Preprocess's (x - m) / s.
-        x = common.Preprocess(scale=1.0, mean=[(0.5 - m) / s for m, s in zip(_TORCH_MEAN, _TORCH_STD)],
-                              std=[0.5 / s for s in _TORCH_STD], name="transform_input")(x)
+        # torchvision's transform_input: x * std / 0.5 + (mean - 0.5) / 0.5, per channel.
+        x = common.affine(x, [s / 0.5 for s in _TORCH_STD], [(m - 0.5) / 0.5 for m in _TORCH_MEAN],
+                          name="transform_input")
     x = basic_conv(x, 64, 7, stride=2, name="conv1")
     x = ceil_max_pool(x, 3, 2, name="maxpool1")
     x = basic_conv(x, 64, 1, name="conv2")
@@ -157,3 +156,6 @@ def GoogLeNet(include_top: bool = True, weights=None, input_tensor=None, input_s
                               variant="googlenet", include_top=include_top, input_shape=input_shape, pooling=pooling,
                               num_classes=classes, classifier_activation=classifier_activation, name=name,
                               include_preprocessing=include_preprocessing, **options)
+
+preprocess_input = common.preprocess_input_function("googlenet")
+decode_predictions = common.decode_predictions_function("googlenet", "imagenet")

@@ -75,6 +75,10 @@ def LeNet5(include_top: bool = True, weights=None, input_tensor=None, input_shap
            include_preprocessing: bool = True, **options) -> keras.Model:
     """keras.applications-style LeNet-5; `weights` is None, a manifest tag ("fashion_mnist") or a path."""
     return common.keras_style("lenet5", weights=weights, input_tensor=input_tensor, build=build, variant="lenet5",
+                              default_classes=10,
                               include_top=include_top, input_shape=input_shape, pooling=pooling,
                               num_classes=classes, classifier_activation=classifier_activation, name=name,
                               include_preprocessing=include_preprocessing, **options)
+
+preprocess_input = common.preprocess_input_function("lenet")
+decode_predictions = common.decode_predictions_function("lenet", "fashion_mnist")

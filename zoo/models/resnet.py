@@ -170,3 +170,6 @@ ResNet34 = common.keras_style_function(build, "resnet34", "ResNet34", paper=_PAP
 ResNet50 = common.keras_style_function(build, "resnet50", "ResNet50", paper=_PAPER, note=_NOTE)
 ResNet101 = common.keras_style_function(build, "resnet101", "ResNet101", paper=_PAPER, note=_NOTE)
 ResNet152 = common.keras_style_function(build, "resnet152", "ResNet152", paper=_PAPER, note=_NOTE)
+
+preprocess_input = common.preprocess_input_function("resnet")
+decode_predictions = common.decode_predictions_function("resnet", "imagenet")

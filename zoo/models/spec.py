@@ -73,8 +73,25 @@ def install_registry_build(build: Callable[..., Any]) -> None:
     _registry_build = build
 
 
-def registry_build(name: str, **kwargs: Any):
+def registry_build(name: str, /, **kwargs: Any):
     """zoo.build(name, **kwargs), as installed by `import zoo`."""
     if _registry_build is None:  # only when zoo/__init__.py was bypassed
         raise RuntimeError("zoo.registry's build is not installed: import zoo before calling a zoo.models builder.")
     return _registry_build(name, **kwargs)
+
+
+# decode_predictions in the family modules reads the shipped label lists (weights/labels/), which
+# zoo.pretrained locates; `import zoo` installs that reader here for the same reason as above.
+_read_labels: Callable[[str], list[str] | None] | None = None
+
+
+def install_labels_reader(read: Callable[[str], list[str] | None]) -> None:
+    global _read_labels
+    _read_labels = read
+
+
+def read_labels(name: str) -> list[str] | None:
+    """The shipped label list `name` ("imagenet", "fashion_mnist"), as installed by `import zoo`."""
+    if _read_labels is None:  # only when zoo/__init__.py was bypassed
+        raise RuntimeError("zoo's label reader is not installed: import zoo before calling decode_predictions.")
+    return _read_labels(name)

@@ -105,3 +105,6 @@ VGG11BN = common.keras_style_function(build, "vgg11_bn", "VGG11BN", paper=_PAPER
 VGG13BN = common.keras_style_function(build, "vgg13_bn", "VGG13BN", paper=_PAPER)
 VGG16BN = common.keras_style_function(build, "vgg16_bn", "VGG16BN", paper=_PAPER)
 VGG19BN = common.keras_style_function(build, "vgg19_bn", "VGG19BN", paper=_PAPER)
+
+preprocess_input = common.preprocess_input_function("vgg")
+decode_predictions = common.decode_predictions_function("vgg", "imagenet")

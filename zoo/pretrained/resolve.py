@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.preprocessing import adapt_preprocessing  # noqa: F401  (the one rule per channel count)
+
 from zoo.errors import UsageError, WeightsError, ZooError
 from zoo.pretrained import manifest
 
@@ -67,30 +69,6 @@ def _preprocessing(row_pre: dict[str, Any] | None, mode: str | None) -> dict[str
 
 def _looks_like_path(weights: str) -> bool:
     return os.sep in weights or weights.startswith(("~", ".")) or weights.lower().endswith(WEIGHT_SUFFIXES)
-
-
-def adapt_preprocessing(pre: dict[str, Any] | None, channels: int | None) -> dict[str, Any] | None:
-    """The weights' RGB preprocessing for an input with `channels` channels (the first conv is
-    adapted to match in load): gray gets the average mean/std; extra channels get the average too."""
-    if pre is None or channels is None:
-        return pre
-    mean, std = list(pre.get("mean", [0.0])), list(pre.get("std", [1.0]))
-    if max(len(mean), len(std)) in (1, channels):
-        return pre
-    if pre.get("channel_order") == "bgr":
-        if channels != 1:
-            raise UsageError(
-                f"These weights expect BGR input (mode {pre.get('mode')!r}); zoo cannot extend BGR preprocessing to "
-                f"{channels} channels. Received: input_shape with {channels} channels. Use include_preprocessing=False "
-                f"and preprocess the extra channels yourself, or weights with RGB preprocessing (e.g. tv_in1k).")
-    mean = mean * 3 if len(mean) == 1 else mean
-    std = std * 3 if len(std) == 1 else std
-    if channels == 1:
-        mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
-    else:
-        mean = (mean + [sum(mean) / len(mean)] * channels)[:channels]
-        std = (std + [sum(std) / len(std)] * channels)[:channels]
-    return {**pre, "mean": mean, "std": std, "channel_order": "rgb"}
 
 
 def resolve_weights(spec, weights: str | os.PathLike, *, pretrained, include_top: bool = True,
