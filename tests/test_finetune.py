@@ -32,7 +32,6 @@ def test_finetuning_fashion_lenet_beats_scratch_on_digits(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _has_fashion_weights(), reason="lenet5.fashion_mnist weights are not in the manifest")
 def test_defaults_fashion_lenet_on_held_out_digits(tmp_path):
     """The default recipe, nothing but the epochs, from lenet5's default weights (fashion_mnist):
     0.95 on 297 digits it never saw."""
