@@ -85,7 +85,8 @@ def iter_explain(
     from pathlib import Path
 
     from zoo.explaining.methods import MethodOptions, check_method, explainer_for
-    from zoo.inference import input_size, prepared_chunks, resolve_model
+    from zoo.inference import input_size, prepared_chunks
+    from zoo.modeldir import resolve_model
     from zoo.training.task import get_task
 
     method = check_method(method)

@@ -210,7 +210,7 @@ def neurons(model: Any, spec: str, *, weights: str | None = None, save_dir: str 
     from zoo.data.sources import artefact_path
     from zoo.explaining.layers import resolve_layer
     from zoo.files import save_image
-    from zoo.inference import resolve_model
+    from zoo.modeldir import resolve_model
 
     keras_model, meta = resolve_model(model, weights=weights)
     name, channels = parse_neurons(spec)
@@ -235,7 +235,8 @@ def iter_dream(sources: Any, *, model: Any, layer: Any = None, weights: str | No
     from zoo.explaining.layers import feature_layers, resolve_layer
     from zoo.explaining.render import resample
     from zoo.files import save_image
-    from zoo.inference import input_size, prepared_chunks, resolve_model
+    from zoo.inference import input_size, prepared_chunks
+    from zoo.modeldir import resolve_model
 
     reg = reg or Regularisers(steps=60)
     keras_model, meta = resolve_model(model, weights=weights)

@@ -38,11 +38,9 @@ def build(variant: str = "alexnet", *, num_classes: int | None = 1000, input_sha
           pooling: str | None = None, input_tensor=None, name: str | None = None, **options) -> keras.Model:
     """AlexNet (torchvision layout); options: dropout."""
     cfg = common.make_options(AlexNetConfig, options, arch=variant, base=VARIANTS[variant])
-    num_classes = common.check_classes(num_classes, include_top=include_top)
-    common.check_pooling(pooling)
-    common.check_activation(classifier_activation)
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise common.UsageError(f"`dropout` must be in [0, 1). Received: dropout={cfg.dropout!r}.")
+    num_classes = common.check_head_args(num_classes, include_top=include_top, pooling=pooling,
+                                         classifier_activation=classifier_activation)
+    common.check_dropout(cfg.dropout)
     shape = common.check_input_shape(input_shape, default=DEFAULT_INPUT, min_size=MIN_SIZE, arch=variant,
                                      include_top=include_top, fixed_top=False,
                                      input_tensor=input_tensor)
@@ -57,17 +55,18 @@ def build(variant: str = "alexnet", *, num_classes: int | None = 1000, input_sha
     x = layers.Conv2D(256, 3, padding="same", activation="relu", name="conv4")(x)
     x = layers.Conv2D(256, 3, padding="same", activation="relu", name="conv5")(x)
     x = layers.MaxPooling2D(3, strides=2, name="pool3")(x)
-    if include_top:
+
+    def head(x):
         x = common.adaptive_avg_pool(x, 6, name="avgpool")
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dropout(cfg.dropout, name="fc1_dropout")(x)
         x = layers.Dense(4096, activation="relu", name="fc1")(x)
         x = layers.Dropout(cfg.dropout, name="fc2_dropout")(x)
         x = layers.Dense(4096, activation="relu", name="fc2")(x)
-        x = common.predictions(x, num_classes, classifier_activation)
-    else:
-        x = common.global_pool(x, pooling)
-    return common.make_model(inputs, x, name=name or variant)
+        return x
+
+    return common.finish(inputs, x, head if include_top else None, num_classes=num_classes,
+                         classifier_activation=classifier_activation, pooling=pooling, name=name or variant)
 
 
 def feature_model(model: keras.Model) -> keras.Model:

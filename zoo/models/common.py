@@ -267,6 +267,26 @@ def adaptive_avg_pool(x, size: int, *, name: str):
     return keras.layers.AdaptiveAveragePooling2D(size, name=name)(x)
 
 
+def check_head_args(num_classes, *, include_top: bool, pooling, classifier_activation) -> int | None:
+    """The keras.applications head arguments (classes, pooling, classifier_activation), checked."""
+    num_classes = check_classes(num_classes, include_top=include_top)
+    check_pooling(pooling)
+    check_activation(classifier_activation)
+    return num_classes
+
+
+def check_dropout(rate: float) -> None:
+    if not 0.0 <= rate < 1.0:
+        raise UsageError(f"`dropout` must be in [0, 1). Received: dropout={rate!r}.")
+
+
+def finish(inputs, x, head, *, num_classes, classifier_activation, pooling, name: str):
+    """The classifier model: with a `head` (include_top), head(x) then the prediction layer;
+    without one, the feature map reduced by keras.applications' `pooling`."""
+    x = predictions(head(x), num_classes, classifier_activation) if head else global_pool(x, pooling)
+    return make_model(inputs, x, name=name)
+
+
 def make_model(inputs, outputs, *, name: str):
     source = keras.utils.get_source_inputs(inputs)
     # A single input tensor (not a one-element list) keeps Keras's input structure warning away.

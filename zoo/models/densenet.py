@@ -66,9 +66,8 @@ def build(variant: str = "densenet121", *, num_classes: int | None = 1000, input
           **options) -> keras.Model:
     """DenseNet `variant` ("densenet121", "densenet169", "densenet201")."""
     cfg = common.make_options(DenseNetConfig, options, arch=variant, base=VARIANTS[variant])
-    num_classes = common.check_classes(num_classes, include_top=include_top)
-    common.check_pooling(pooling)
-    common.check_activation(classifier_activation)
+    num_classes = common.check_head_args(num_classes, include_top=include_top, pooling=pooling,
+                                         classifier_activation=classifier_activation)
     shape = common.check_input_shape(input_shape, default=DEFAULT_INPUT, min_size=MIN_SIZE, arch=variant,
                                      include_top=include_top, fixed_top=False,
                                      input_tensor=input_tensor)
@@ -87,12 +86,13 @@ def build(variant: str = "densenet121", *, num_classes: int | None = 1000, input
             x = transition_block(x, cfg, name=f"pool{stage}")
     x = layers.BatchNormalization(axis=-1, epsilon=cfg.epsilon, name="bn")(x)
     x = layers.Activation("relu", name="relu")(x)
-    if include_top:
+
+    def head(x):
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = common.predictions(x, num_classes, classifier_activation)
-    else:
-        x = common.global_pool(x, pooling)
-    return common.make_model(inputs, x, name=name or variant)
+        return x
+
+    return common.finish(inputs, x, head if include_top else None, num_classes=num_classes,
+                         classifier_activation=classifier_activation, pooling=pooling, name=name or variant)
 
 
 def feature_model(model: keras.Model) -> keras.Model:

@@ -232,8 +232,7 @@ def _check(variant: str, *, num_classes, input_shape, include_top: bool, classif
     if opts.head_channels is not None and opts.head_channels < 1 or opts.head_kernel is not None and opts.head_kernel < 1:
         raise UsageError(f"`head_channels` and `head_kernel` must be positive integers or None. Received: "
                          f"head_channels={opts.head_channels!r}, head_kernel={opts.head_kernel!r}.")
-    if not 0 <= opts.dropout < 1:
-        raise UsageError(f"`dropout` must be in [0, 1). Received: dropout={opts.dropout!r}.")
+    common.check_dropout(opts.dropout)
     return opts, num_classes, shape
 
 

@@ -97,9 +97,8 @@ def build(variant: str = "googlenet", *, num_classes: int | None = 1000, input_s
           pooling: str | None = None, input_tensor=None, name: str | None = None, **options) -> keras.Model:
     """GoogLeNet; options: aux_logits, transform_input, dropout, aux_dropout."""
     cfg = common.make_options(GoogLeNetConfig, options, arch=variant, base=VARIANTS[variant])
-    num_classes = common.check_classes(num_classes, include_top=include_top)
-    common.check_pooling(pooling)
-    common.check_activation(classifier_activation)
+    num_classes = common.check_head_args(num_classes, include_top=include_top, pooling=pooling,
+                                         classifier_activation=classifier_activation)
     if cfg.aux_logits and not include_top:
         raise common.UsageError("aux_logits=True needs include_top=True (the auxiliary classifiers are heads). "
                                 "Received: include_top=False. Drop aux_logits for a backbone.")

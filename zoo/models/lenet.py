@@ -39,9 +39,8 @@ def build(variant: str = "lenet5", *, num_classes: int | None = 10, input_shape=
           pooling: str | None = None, input_tensor=None, name: str | None = None, **options) -> keras.Model:
     """LeNet-5. With include_preprocessing the input is pixels in [0, 255] (scaled to [0, 1] by default)."""
     opts = common.make_options(LeNetOptions, options, arch="lenet5", base=VARIANTS[variant])
-    num_classes = common.check_classes(num_classes, include_top=include_top)
-    common.check_pooling(pooling)
-    common.check_activation(classifier_activation)
+    num_classes = common.check_head_args(num_classes, include_top=include_top, pooling=pooling,
+                                         classifier_activation=classifier_activation)
     shape = common.check_input_shape(input_shape, default=DEFAULT_INPUT, min_size=MIN_SIZE, arch="lenet5",
                                      include_top=include_top, fixed_top=True,
                                      input_tensor=input_tensor)
@@ -52,14 +51,15 @@ def build(variant: str = "lenet5", *, num_classes: int | None = 10, input_shape=
     x = pool(2, name="pool1")(x)
     x = layers.Conv2D(16, 5, activation=opts.activation, name="conv2")(x)
     x = pool(2, name="pool2")(x)
-    if include_top:
+
+    def head(x):
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dense(120, activation=opts.activation, name="fc1")(x)
         x = layers.Dense(84, activation=opts.activation, name="fc2")(x)
-        x = common.predictions(x, num_classes, classifier_activation)
-    else:
-        x = common.global_pool(x, pooling)
-    return common.make_model(inputs, x, name=name or "lenet5")
+        return x
+
+    return common.finish(inputs, x, head if include_top else None, num_classes=num_classes,
+                         classifier_activation=classifier_activation, pooling=pooling, name=name or "lenet5")
 
 
 def feature_model(model: keras.Model) -> keras.Model:

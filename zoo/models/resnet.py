@@ -97,9 +97,8 @@ def build(variant: str = "resnet50", *, num_classes: int | None = 1000, input_sh
           pooling: str | None = None, input_tensor=None, name: str | None = None, **options) -> keras.Model:
     """ResNet `variant` ("resnet18".."resnet152"); options: style="torchvision"|"keras", depths, block."""
     cfg = common.make_options(ResNetConfig, options, arch=variant, base=VARIANTS[variant])
-    num_classes = common.check_classes(num_classes, include_top=include_top)
-    common.check_pooling(pooling)
-    common.check_activation(classifier_activation)
+    num_classes = common.check_head_args(num_classes, include_top=include_top, pooling=pooling,
+                                         classifier_activation=classifier_activation)
     shape = common.check_input_shape(input_shape, default=DEFAULT_INPUT, min_size=MIN_SIZE, arch=variant,
                                      include_top=include_top, fixed_top=False,
                                      input_tensor=input_tensor)
@@ -112,12 +111,13 @@ def build(variant: str = "resnet50", *, num_classes: int | None = 1000, input_sh
         for i in range(1, blocks + 1):
             stride = 2 if i == 1 and stage > 2 else 1
             x = block(x, filters, stride=stride, cfg=cfg, name=f"conv{stage}_block{i}")
-    if include_top:
+
+    def head(x):
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = common.predictions(x, num_classes, classifier_activation)
-    else:
-        x = common.global_pool(x, pooling)
-    return common.make_model(inputs, x, name=name or variant)
+        return x
+
+    return common.finish(inputs, x, head if include_top else None, num_classes=num_classes,
+                         classifier_activation=classifier_activation, pooling=pooling, name=name or variant)
 
 
 def feature_model(model: keras.Model) -> keras.Model:

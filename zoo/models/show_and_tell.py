@@ -25,6 +25,7 @@ from typing import Any, Literal
 import keras
 
 from zoo.errors import UsageError
+from zoo.models.common import check_dropout
 from zoo.models.spec import BackboneRequest, PretrainedSpec, registry_build
 
 PAPER = "Vinyals et al. 2015, Show and Tell: A Neural Image Caption Generator (arXiv 1411.4555)"
@@ -59,8 +60,7 @@ def _check(config: ShowAndTellConfig) -> None:
     for key in ("embed_dim", "units", "tiny_width"):
         if int(getattr(config, key)) < 1:
             raise UsageError(f"`{key}` must be a positive integer. Received: {key}={getattr(config, key)!r}.")
-    if not 0.0 <= config.dropout < 1.0:
-        raise UsageError(f"`dropout` must be in [0, 1). Received: dropout={config.dropout!r}.")
+    check_dropout(config.dropout)
     if config.feature not in FEATURES:
         raise UsageError(f"`feature` must be one of {', '.join(map(repr, FEATURES))}. Received: feature={config.feature!r}.")
     if config.pooling not in ("avg", "max", "flatten"):

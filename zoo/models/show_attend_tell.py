@@ -33,7 +33,7 @@ from typing import Any, Literal
 import keras
 
 from zoo.errors import UsageError
-from zoo.models.common import check_input_shape, make_options
+from zoo.models.common import check_dropout, check_input_shape, make_options
 from zoo.models.show_and_tell import _backbone
 
 PAPER = ("Xu et al. 2015, Show, Attend and Tell: Neural Image Caption Generation with Visual Attention "
@@ -69,8 +69,7 @@ def _check(config: ShowAttendTellConfig) -> None:
     for key in ("embed_dim", "units", "attention_dim", "tiny_width"):
         if int(getattr(config, key)) < 1:
             raise UsageError(f"`{key}` must be a positive integer. Received: {key}={getattr(config, key)!r}.")
-    if not 0.0 <= config.dropout < 1.0:
-        raise UsageError(f"`dropout` must be in [0, 1). Received: dropout={config.dropout!r}.")
+    check_dropout(config.dropout)
     if not config.attention_reg >= 0.0:
         raise UsageError(f"`attention_reg` must be >= 0. Received: attention_reg={config.attention_reg!r}.")
 

@@ -64,11 +64,9 @@ def build(variant: str = "vgg16", *, num_classes: int | None = 1000, input_shape
           pooling: str | None = None, input_tensor=None, name: str | None = None, **options) -> keras.Model:
     """VGG `variant` ("vgg11".."vgg19", "vgg11_bn".."vgg19_bn"); options: depths, batch_norm, dropout."""
     cfg = common.make_options(VGGConfig, options, arch=variant, base=VARIANTS[variant])
-    num_classes = common.check_classes(num_classes, include_top=include_top)
-    common.check_pooling(pooling)
-    common.check_activation(classifier_activation)
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise common.UsageError(f"`dropout` must be in [0, 1). Received: dropout={cfg.dropout!r}.")
+    num_classes = common.check_head_args(num_classes, include_top=include_top, pooling=pooling,
+                                         classifier_activation=classifier_activation)
+    common.check_dropout(cfg.dropout)
     shape = common.check_input_shape(input_shape, default=DEFAULT_INPUT, min_size=MIN_SIZE, arch=variant,
                                      include_top=include_top, fixed_top=True,
                                      input_tensor=input_tensor)
@@ -76,16 +74,17 @@ def build(variant: str = "vgg16", *, num_classes: int | None = 1000, input_shape
                                       default_preprocessing="torch", input_tensor=input_tensor)
     for b, (convs, filters) in enumerate(zip(cfg.depths, FILTERS), start=1):
         x = vgg_block(x, filters, convs, batch_norm=cfg.batch_norm, name=f"block{b}")
-    if include_top:
+
+    def head(x):
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dense(4096, activation="relu", name="fc1")(x)
         x = layers.Dropout(cfg.dropout, name="fc1_dropout")(x)
         x = layers.Dense(4096, activation="relu", name="fc2")(x)
         x = layers.Dropout(cfg.dropout, name="fc2_dropout")(x)
-        x = common.predictions(x, num_classes, classifier_activation)
-    else:
-        x = common.global_pool(x, pooling)
-    return common.make_model(inputs, x, name=name or variant)
+        return x
+
+    return common.finish(inputs, x, head if include_top else None, num_classes=num_classes,
+                         classifier_activation=classifier_activation, pooling=pooling, name=name or variant)
 
 
 def feature_model(model: keras.Model) -> keras.Model:
