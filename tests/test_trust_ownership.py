@@ -92,3 +92,58 @@ def test_ownership_mark_that_is_a_link_is_no_mark(tmp_path):
     fake.mkdir()
     os.symlink(real / MARK, fake / MARK)
     assert is_owned(real, "export") and not is_owned(fake) and not is_owned(real, "finetune")
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_export_out_existing_folder_deletes_nothing(tmp_path, overwrite):
+    """`zoo export --format savedmodel --out EXISTING` used to move the folder aside and remove it."""
+    import zoo
+    from zoo.errors import UsageError
+
+    out = _user_folder(tmp_path)
+    before = _snapshot(out)
+    with pytest.raises(UsageError, match="not a folder written by `zoo export`"):
+        zoo.export("lenet5", format="savedmodel", out=out, weights="none", overwrite=overwrite)
+    assert _snapshot(out) == before
+
+
+def test_export_out_home_is_refused(tmp_path, monkeypatch):
+    home = _user_folder(tmp_path)
+    monkeypatch.setenv("HOME", str(home))
+    before = _snapshot(home)
+    result = zoo_cli("export", "lenet5", "--weights", "none", "--format", "savedmodel", "--out", "~", "--overwrite",
+                     env={"HOME": str(home)})
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr and _snapshot(home) == before
+
+
+@pytest.mark.parametrize("out", [".", ".."])
+def test_export_out_dot_is_one_line_and_deletes_nothing(tmp_path, out):
+    work = _user_folder(tmp_path)
+    before = _snapshot(tmp_path)
+    result = zoo_cli("export", "lenet5", "--weights", "none", "--format", "savedmodel", "--out", out, cwd=work)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr and _snapshot(tmp_path) == before
+
+
+def test_export_out_existing_file_needs_overwrite(tmp_path):
+    import zoo
+    from zoo.errors import UsageError
+
+    out = tmp_path / "model.tflite"
+    out.write_bytes(b"not ours")
+    with pytest.raises(UsageError, match="--overwrite"):
+        zoo.export("lenet5", format="tflite", out=out, weights="none")
+    assert out.read_bytes() == b"not ours"
+
+
+def test_export_out_symlink_is_refused(tmp_path):
+    import zoo
+    from zoo.errors import UsageError
+
+    target = tmp_path / "target.onnx"
+    target.write_bytes(b"keep")
+    os.symlink(target, tmp_path / "link.onnx")
+    with pytest.raises(UsageError, match="symbolic link"):
+        zoo.export("lenet5", format="onnx", out=tmp_path / "link.onnx", weights="none", overwrite=True)
+    assert target.read_bytes() == b"keep"

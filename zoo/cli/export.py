@@ -21,7 +21,9 @@ from zoo.cli.common import quiet_tensorflow
               help="Folder of typical images: int8 representative data and parity inputs.")
 @click.option("--tolerance", type=float, default=None,
               help="Allowed max abs difference, relative to max(1, |outputs|). Default by precision.")
-def export_cmd(model, fmt, out, weights, quantize, calibration, tolerance):
+@click.option("--overwrite", is_flag=True, default=False,
+              help="Replace an existing --out: a file, or the folder of a previous zoo export.")
+def export_cmd(model, fmt, out, weights, quantize, calibration, tolerance, overwrite):
     """Export MODEL (registry name, model directory or .keras file) and check it against Keras.
 
     \b
@@ -32,7 +34,7 @@ def export_cmd(model, fmt, out, weights, quantize, calibration, tolerance):
     from zoo.exporting import export_with_report
 
     path, report = export_with_report(model, format=fmt, out=out, weights=weights, quantize=quantize,
-                                      calibration=calibration, tolerance=tolerance)
+                                      calibration=calibration, tolerance=tolerance, overwrite=overwrite)
     agreement = f", top-1 agreement {report['top1_agreement']:.0%}" if "top1_agreement" in report else ""
     click.echo(f"wrote {path} ({report['size_bytes'] / 1e6:.2f} MB, {fmt}{'/' + quantize if quantize else ''}): "
                f"max abs difference from Keras {report['max_abs_diff']:.3g} on {report['samples']} inputs "
