@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import WeightsError
+from zoo.errors import UsageError, WeightsError
 from zoo.files import publish, write_text
 
 log = logging.getLogger("zoo.pretrained")
@@ -256,10 +256,9 @@ def fetch(urls: list[str], *, filename: str, sha256: str | None = None, md5: str
             problem = checksum.check(target)
             if problem is None:
                 return target
-            # Never load a damaged file and never loop on it: remove it, then fetch again.
-            log.warning("cached %s is damaged (%s); fetching it again", target, problem)
-            target.unlink()
-            pin_file(target).unlink(missing_ok=True)
+            # Never load a file that fails its checksum, and never delete it before a verified
+            # replacement is in hand: it stays until a good download is renamed over it.
+            log.warning("cached %s does not match (%s); fetching it again", target, problem)
         if sha256 or md5 or sha256_prefix:
             for folder in keras_cache_dirs():
                 candidate = folder / filename
@@ -287,10 +286,66 @@ def fetch(urls: list[str], *, filename: str, sha256: str | None = None, md5: str
             if pin and not sha256:
                 digest = sha256_of(part)
                 write_text(pin_file(target), digest + "\n")
+            elif pin_file(target).exists():  # an old pin would hold the verified file to another hash
+                write_text(pin_file(target), sha256_of(part) + "\n")
             publish(part, target)
             return target
         raise WeightsError(f"Could not fetch {filename} into {target}: " + "; ".join(errors) + ". "
                            + manual_hint(urls, target))
+
+
+def split_url_checksum(url: str) -> tuple[str, dict[str, Any]]:
+    """`https://host/w.safetensors#sha256=HEX` -> (the URL without fragment, {"sha256": HEX}).
+
+    As in pip's requirement URLs, the checksum rides in the fragment: `#sha256=HEX`, `#md5=HEX`, or
+    `#pin` to record the sha256 of the first download and hold every later use to it (an explicit
+    opt-in: zoo never trusts a first download silently).
+    """
+    parts = urllib.parse.urlsplit(url)
+    found: dict[str, Any] = {}
+    for item in filter(None, parts.fragment.split("&")):
+        key, _, value = item.partition("=")
+        key = key.strip().lower()
+        if key in ("sha256", "md5") and value and all(c in "0123456789abcdefABCDEF" for c in value):
+            found[key] = value.lower()
+        elif key == "pin" and not value:
+            found["pin"] = True
+        else:
+            raise UsageError(f"Unknown checksum {item!r} in the URL fragment of {parts._replace(fragment='').geturl()}. "
+                             f"Append #sha256=HEX, #md5=HEX or #pin.")
+    return parts._replace(fragment="").geturl(), found
+
+
+def url_filename(url: str, checksum: Checksum) -> str:
+    """The cache name of a URL download: a key from the URL and its checksum, then the URL's file name.
+
+    Two URLs ending in the same name (every Hugging Face `.../model.safetensors`) or one URL asked
+    with two checksums get two files, so neither can be served for, or evict, the other. The
+    name keeps the URL's suffix (the weights format is read from it), bounded and made of safe
+    characters; "", "." and ".." become "download".
+    """
+    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+    base = "".join(c if c.isalnum() or c in "._-" else "_" for c in path.rsplit("/", 1)[-1]).lstrip(".")
+    key = hashlib.sha256(f"{url}\n{checksum.describe()}".encode()).hexdigest()[:16]
+    return f"{key}-{base[-80:] or 'download'}"
+
+
+def fetch_url(url: str, *, sha256: str | None = None, md5: str | None = None, pin: bool = False,
+              allow_http: bool = False, progress: bool | None = None) -> Path:
+    """fetch() for one URL given by the user: its checksum from the arguments or the URL's fragment
+    (see split_url_checksum), required; cached under url_filename."""
+    url, found = split_url_checksum(url)
+    sha256, md5, pin = sha256 or found.get("sha256"), md5 or found.get("md5"), pin or found.get("pin", False)
+    if not (sha256 or md5 or pin):
+        raise UsageError(f"Weights from a URL need a checksum so a wrong file is never loaded. Received: {url} "
+                         f"without one. Append #sha256=HASH to the URL (or pass --sha256 HASH); "
+                         f"#pin records the sha256 of the first download instead.")
+    checksum = Checksum(sha256=sha256, md5=md5, pin=pin and not (sha256 or md5))
+    path = fetch([url], filename=url_filename(url, checksum), sha256=sha256, md5=md5, pin=checksum.pin,
+                 allow_http=allow_http, progress=progress)
+    if path.parent == cache_dir() and not pin_file(path).exists():  # so `zoo weights verify` can check it
+        write_text(pin_file(path), sha256_of(path) + "\n")
+    return path
 
 
 def fetch_row(row: dict[str, Any], part: dict[str, Any] | None = None, *, progress: bool | None = None) -> Path:
