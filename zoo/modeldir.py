@@ -136,6 +136,7 @@ def load_model(path: str | os.PathLike):
 
     path = Path(path)
     model_file = find_model_file(path)
+    _check_archive(model_file)
     try:
         # compile=False: predict, evaluate and export need no optimizer, and the trainer compiles
         # afresh, so a custom loss or metric in the file's compile config never blocks loading.
@@ -156,6 +157,19 @@ def load_model(path: str | os.PathLike):
     check_labels(model, meta, path)
     attach_meta(model, meta)
     return model
+
+
+def _check_archive(model_file: Path) -> None:
+    """Bound the .keras zip's members before Keras unpacks them (zoo.safety.check_zip)."""
+    import zipfile
+
+    from zoo.safety import check_zip
+
+    try:
+        with zipfile.ZipFile(model_file) as archive:
+            check_zip(archive, model_file)
+    except (zipfile.BadZipFile, OSError):
+        pass  # Keras reports a damaged or unreadable file in load_model's one line
 
 
 # --- model references: what `--model` / `model=` may name ---

@@ -102,6 +102,29 @@ def check_labels(model, meta: dict[str, Any], origin: str | os.PathLike) -> None
                          f"Fix `labels` (one per class, in index order) or re-create the model directory.")
 
 
+# A zip member inflating more than this many times its stored size (and past 16 MiB) is a bomb:
+# weights barely compress, so a real .keras file is far below it.
+MAX_ZIP_RATIO = 100
+MAX_ZIP_TOTAL = 1 << 36  # 64 GiB unpacked in all
+
+
+def check_zip(archive, origin: str | os.PathLike) -> None:
+    """Refuse a zip (a .keras model file) whose members would unpack to far more than it holds.
+
+    zipfile itself never reads past a member's declared size, so the declared sizes are what to bound:
+    each member's ratio to its compressed size, and the total.
+    """
+    total = 0
+    for info in archive.infolist():
+        total += info.file_size
+        if info.file_size > 1 << 24 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
+            raise UsageError(f"Refusing {origin}: member {info.filename!r} unpacks to {info.file_size} bytes from "
+                             f"{info.compress_size} (more than {MAX_ZIP_RATIO}:1), a zip bomb. Save the model again.")
+    if total > MAX_ZIP_TOTAL:
+        raise UsageError(f"Refusing {origin}: its members unpack to {total} bytes in all (limit {MAX_ZIP_TOTAL}). "
+                         f"Save the model again.")
+
+
 def _refuse(archive: Path, member: tarfile.TarInfo, why: str) -> None:
     raise UsageError(f"Refusing to extract {archive}: member {member.name!r} {why}. "
                      f"Archives zoo unpacks may hold only plain files and folders inside the target.")
