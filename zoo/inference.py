@@ -75,6 +75,9 @@ def iter_predict(
     _check_int("batch_size", batch_size)
     if workers is not None:
         _check_int("workers", workers)
+    from zoo.data.images import DEFAULT, max_pixels_limit
+
+    max_pixels_limit(DEFAULT if max_pixels is None else max_pixels)  # a bad limit fails before any work
     from zoo.modeldir import resolve_model
     from zoo.training.task import get_task
 

@@ -81,6 +81,14 @@ def check_meta(meta: dict[str, Any], origin: str | os.PathLike) -> dict[str, Any
     for key, (rule, ok) in _META_RULES.items():
         if key in meta and meta[key] is not None and not ok(meta[key]):
             raise UsageError(f"{origin}: `{key}` must be {rule}. Received: {_short(meta[key])}. {fix}")
+    shape = meta.get("input_shape")
+    if shape and shape[0] and shape[1]:
+        from zoo.data.images import PILLOW_HARD_LIMIT, max_pixels_limit
+
+        limit = max_pixels_limit() or PILLOW_HARD_LIMIT
+        if shape[0] * shape[1] > limit:
+            raise UsageError(f"{origin}: `input_shape` {shape} is {shape[0] * shape[1]} pixels, above the pixel limit "
+                             f"{limit} (ZOO_MAX_PIXELS). {fix}")
     for key, (rule, ok) in _PREPROCESSING_RULES.items():
         pre = meta.get("preprocessing") or {}
         if key in pre and pre[key] is not None and not ok(pre[key]):
