@@ -132,12 +132,18 @@ def _read_list(list_file: Path, *, recursive: bool) -> Iterator[Item]:
             yield str(list_file), f"the list is not UTF-8 text; write one image path a line: {list_file}"
 
 
+MAX_STEM_BYTES = 160
+
+
 def artefact_path(save_dir: str | os.PathLike, source: Any, *, suffix: str = ".png") -> Path:
     """A new file in save_dir named after the source ("cat.jpg" -> "cat.png"; "cat_1.png" when
     taken), so two inputs never overwrite each other's artefacts."""
     save_dir = Path(save_dir)
     stem = Path(str(source)).stem if isinstance(source, (str, os.PathLike)) else "image"
     stem = re.sub(r"[^\w.-]+", "_", stem) or "image"
+    # File names are at most 255 bytes: keep the stem within MAX_STEM_BYTES of UTF-8 so the counter
+    # and a suffix such as "_overlay.png" always fit.
+    stem = stem.encode("utf-8")[:MAX_STEM_BYTES].decode("utf-8", "ignore") or "image"
     candidate = save_dir / f"{stem}{suffix}"
     n = 1
     while candidate.exists():
