@@ -70,3 +70,32 @@ def test_url_ending_in_dot_dot_stays_a_file_in_the_cache(server, tail):
     path = F.fetch_url(server.url("/org-a" + tail), sha256=_sha(A), progress=False)
     assert path.parent == F.cache_dir() and path.is_file() and path.name.endswith("-download")
     assert F.fetch_url(server.url("/org-b/model.safetensors"), sha256=_sha(B), progress=False).read_bytes() == B
+
+
+@pytest.mark.parametrize("kind", ["file", "read_only"])
+def test_zoo_home_a_file_or_not_writable_is_one_line(server, tmp_path, monkeypatch, kind):
+    import os
+
+    home = tmp_path / "home"
+    if kind == "file":
+        home.write_text("not a folder")
+    else:
+        (home / "weights").mkdir(parents=True)
+        os.chmod(home / "weights", 0o555)
+        # root ignores the mode bits; the access check is what zoo asks, so answer it as for a user
+        monkeypatch.setattr(F.os, "access", lambda path, mode: False)
+    monkeypatch.setenv("ZOO_HOME", str(home))
+    with pytest.raises(WeightsError, match="ZOO_HOME") as err:
+        F.fetch_url(server.url("/org-a/model.safetensors"), sha256=_sha(A), progress=False)
+    assert "\n" not in str(err.value)
+
+
+def test_zoo_home_read_only_still_serves_verified_files(server, tmp_path, monkeypatch):
+    import os
+
+    path = F.fetch_url(server.url("/org-a/model.safetensors"), sha256=_sha(A), progress=False)
+    os.chmod(path.parent, 0o555)
+    try:
+        assert F.fetch_url(server.url("/org-a/model.safetensors"), sha256=_sha(A), progress=False) == path
+    finally:
+        os.chmod(path.parent, 0o755)

@@ -327,6 +327,10 @@ def fetch(urls: list[str], *, filename: str, sha256: str | None = None, md5: str
     if not (sha256 or md5 or sha256_prefix or pin):
         raise WeightsError(f"Refusing to fetch {urls[0]} without a checksum. Pass --sha256/--md5, or pin it.")
     target = cache_dir() / filename
+    # A verified file is used as is, even from a read-only cache (files appear only by atomic rename).
+    if target.is_file() and checksum.check(target) is None:
+        return target
+    _writable_cache(target.parent)
     with file_lock(target):
         if target.exists():
             problem = checksum.check(target)
@@ -370,6 +374,19 @@ def fetch(urls: list[str], *, filename: str, sha256: str | None = None, md5: str
             return target
         raise WeightsError(f"Could not fetch {filename} into {target}: " + "; ".join(errors) + ". "
                            + manual_hint(urls, target))
+
+
+def _writable_cache(folder: Path) -> None:
+    """The cache folder exists and is writable, or one WeightsError line says how to fix ZOO_HOME."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK | os.X_OK)
+        reason = "it is not writable"
+    except OSError as exc:
+        writable, reason = False, exc.strerror or str(exc)
+    if not writable:
+        raise WeightsError(f"The weights cache {folder} cannot be used ({reason}): ZOO_HOME={zoo_home()} must be "
+                           f"a writable folder. Set ZOO_HOME to one (or put the file there by hand).")
 
 
 def split_url_checksum(url: str) -> tuple[str, dict[str, Any]]:
