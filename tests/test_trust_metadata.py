@@ -138,3 +138,18 @@ def test_crop_through_the_box_path_matches_resize_then_crop():
     ref = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.BILINEAR)
                      .crop((left, top, left + 16, top + 16)))
     assert np.abs(out.astype(int) - ref.astype(int)).mean() < 2.0
+
+
+def test_task_segmentation_on_a_classifier_is_one_line(lenet_dir, tmp_path):
+    import zoo
+    from PIL import Image
+
+    target = _copy(lenet_dir, tmp_path)
+    _patch(target, task="segmentation")
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(image)
+    with pytest.raises(UsageError, match="fix `task`"):
+        zoo.predict([str(image)], model=target)
+    result = zoo_cli("predict", str(image), "--model", str(target), "--format", "jsonl")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr

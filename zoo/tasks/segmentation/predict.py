@@ -29,7 +29,10 @@ def single_output(outputs: Any) -> np.ndarray:
 
     scores = first_output(outputs)
     if scores.ndim != 4:
-        raise ValueError(f"A segmentation model must output (batch, height, width, classes); got shape {scores.shape}.")
+        from zoo.errors import UsageError
+
+        raise UsageError(f"A segmentation model must output (batch, height, width, classes); this one outputs shape "
+                         f"{tuple(scores.shape)}. If it is not a segmentation model, fix `task` in its metadata.json.")
     return scores
 
 
