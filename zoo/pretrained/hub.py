@@ -95,6 +95,31 @@ def resolve_handle(handle: str | os.PathLike) -> Path:
                            f"(TFHUB_CACHE_DIR).") from None
 
 
+def signature_input_shape(handle: str | os.PathLike) -> tuple[int, int, int] | None:
+    """(H, W, C) of a local SavedModel's single image input, read from its signatures in saved_model.pb
+    (nothing is loaded or run); None when the folder has no such fixed-size signature."""
+    pb = Path(os.fspath(handle)).expanduser() / "saved_model.pb"
+    if not pb.is_file():
+        return None
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    try:
+        proto.ParseFromString(pb.read_bytes())
+    except Exception:  # protobuf's DecodeError: resolve_handle reports a damaged folder in its words
+        return None
+    for graph in proto.meta_graphs:
+        keys = [k for k in ("serving_default", "serve") if k in graph.signature_def] + sorted(graph.signature_def)
+        for key in keys:
+            inputs = graph.signature_def[key].inputs
+            if len(inputs) != 1:
+                continue
+            dims = [d.size for d in next(iter(inputs.values())).tensor_shape.dim]
+            if len(dims) == 4 and all(d > 0 for d in dims[1:]):
+                return int(dims[1]), int(dims[2]), int(dims[3])
+    return None
+
+
 def _pb_sha256(folder: Path) -> str:
     return hashlib.sha256((folder / "saved_model.pb").read_bytes()).hexdigest()
 

@@ -200,7 +200,10 @@ def resolve_input_shape(arch, opts: TrainOptions) -> tuple[int, int, int]:
     if kind == "model":
         shape = tuple(arch.input_shape[1:])
     elif kind == "hub":
-        shape = (size or 224, size or 224, 3)
+        from zoo.pretrained.hub import signature_input_shape
+
+        # without --image-size, the SavedModel's own signature says what it takes
+        shape = (size, size, 3) if size else signature_input_shape(str(arch)[4:]) or (224, 224, 3)
     elif kind == "saved":
         from zoo.modeldir import read_meta
 
