@@ -3,12 +3,12 @@ deadline, and every redirect hop is held to the URL policy (no scheme change, no
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from helpers import serve
 from zoo.errors import ImageError, WeightsError
 from zoo.pretrained import fetch as F
 
@@ -49,14 +49,8 @@ class Hostile(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hostile():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(handler=Hostile) as url:
+        yield url
 
 
 def test_endless_download_without_content_length_stops_at_the_size_cap(hostile, monkeypatch):

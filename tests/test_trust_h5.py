@@ -71,22 +71,22 @@ def test_h5_declaring_more_elements_than_it_stores_is_refused(tmp_path, elements
     _refused(path, "declares")
 
 
-def test_keras_zip_with_a_huge_member_is_refused_before_reading(tmp_path):
-    path = tmp_path / "bomb.keras"
+def _zip_bomb(path):
+    """A .keras-shaped zip under 1 MiB whose weights member unpacks to 32 MiB."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("config.json", "{}")
         archive.writestr("model.weights.h5", b"\0" * (32 << 20))
     assert path.stat().st_size < 1 << 20
-    _refused(path, "zip bomb")
+    return path
+
+
+def test_keras_zip_with_a_huge_member_is_refused_before_reading(tmp_path):
+    _refused(_zip_bomb(tmp_path / "bomb.keras"), "zip bomb")
 
 
 def test_keras_model_file_with_a_huge_member_is_refused_before_keras_reads_it(tmp_path):
     import zoo
     from zoo.errors import UsageError
 
-    path = tmp_path / "bomb.keras"
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("config.json", "{}")
-        archive.writestr("model.weights.h5", b"\0" * (32 << 20))
     with pytest.raises(UsageError, match="zip bomb"):
-        zoo.load_model(path)
+        zoo.load_model(_zip_bomb(tmp_path / "bomb.keras"))
