@@ -75,8 +75,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--root", type=Path, default=ROOT, help="checkout whose zoo is measured (default: this one)")
-    parser.add_argument("cases", nargs="*", choices=list(CASES), help="default: all")
+    parser.add_argument("cases", nargs="*", help=f"some of {', '.join(CASES)} (default: all)")
     args = parser.parse_args()
+    unknown = sorted(set(args.cases) - set(CASES))
+    if unknown:
+        parser.error(f"unknown case {unknown[0]!r}; choose from {', '.join(CASES)}")
     for name in args.cases or list(CASES):
         arch, resize, hostile, normal, save_dir = CASES[name]
         bad = peak_mb(arch, resize, hostile, save_dir, args.root)
