@@ -50,8 +50,9 @@ if resize != "-":
     attach_meta(model, {**meta, "preprocessing": {**meta.get("preprocessing", {}), "resize": resize,
                                                   "crop_pct": 0.875}})
 records = zoo.predict(paths, model=model, batch_size=8, save_dir=str(work / "out") if save_dir else None)
-assert all(r["ok"] for r in records), records
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+errors = [r["error"] for r in records if not r["ok"]]
+print(json.dumps({"mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "failed": len(errors),
+                  "error": errors[0] if errors else None}))
 """
 
 CASES = {
@@ -61,14 +62,15 @@ CASES = {
 }
 
 
-def peak_mb(arch: str, resize: str, sizes, save_dir: bool, root: Path = ROOT) -> float:
+def peak_mb(arch: str, resize: str, sizes, save_dir: bool, root: Path = ROOT) -> dict:
+    """{"mb": peak RSS in MiB, "failed": inputs that failed, "error": the first failure}."""
     env = {**os.environ, "PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "",
            "ZOO_OFFLINE": "1", "ZOO_HOME": tempfile.mkdtemp()}
     result = subprocess.run([sys.executable, "-c", CHILD, arch, resize, json.dumps(sizes), "1" if save_dir else "0"],
                             capture_output=True, text=True, env=env, timeout=1800)
     if result.returncode != 0:
         raise SystemExit(f"case failed: {result.stderr.strip().splitlines()[-1:]}")
-    return float(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -84,10 +86,12 @@ def main() -> None:
         arch, resize, hostile, normal, save_dir = CASES[name]
         bad = peak_mb(arch, resize, hostile, save_dir, args.root)
         good = peak_mb(arch, resize, normal, save_dir, args.root)
-        row = {"case": name, "model": arch, "hostile_mb": round(bad, 1), "normal_mb": round(good, 1),
-               "ratio": round(bad / good, 2)}
+        row = {"case": name, "model": arch, "hostile_mb": round(bad["mb"], 1), "normal_mb": round(good["mb"], 1),
+               "ratio": round(bad["mb"] / good["mb"], 2), "hostile_failed": bad["failed"], "error": bad["error"]}
+        failed = f"  ({bad['failed']} input(s) failed: {bad['error']})" if bad["failed"] else ""
         print(json.dumps(row) if args.json else
-              f"{name:13s} {arch:9s} hostile {bad:8.1f} MB  normal {good:8.1f} MB  ratio {bad / good:.2f}", flush=True)
+              f"{name:13s} {arch:9s} hostile {row['hostile_mb']:8.1f} MB  normal {row['normal_mb']:8.1f} MB  "
+              f"ratio {row['ratio']:.2f}{failed}", flush=True)
 
 
 if __name__ == "__main__":
