@@ -90,3 +90,27 @@ def test_keras_model_file_with_a_huge_member_is_refused_before_keras_reads_it(tm
 
     with pytest.raises(UsageError, match="zip bomb"):
         zoo.load_model(_zip_bomb(tmp_path / "bomb.keras"))
+
+
+def test_keras_model_file_whose_weights_use_external_storage_is_refused(tmp_path):
+    """Keras itself reads model.weights.h5 inside a .keras: zoo checks it first."""
+    import keras
+
+    import zoo
+    from zoo.errors import ZooError
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
+    good = tmp_path / "good.keras"
+    model.save(good)
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"s" * 64)
+    evil_h5 = tmp_path / "w.h5"
+    with h5py.File(evil_h5, "w") as f:
+        f.create_dataset("layers/dense/vars/0", shape=(3, 2), dtype="f4", external=[(str(secret), 0, 24)])
+    evil = tmp_path / "evil.keras"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(evil, "w") as dst:
+        for info in src.infolist():
+            data = evil_h5.read_bytes() if info.filename == "model.weights.h5" else src.read(info)
+            dst.writestr(info.filename, data)
+    with pytest.raises(ZooError, match="external storage"):
+        zoo.load_model(evil)

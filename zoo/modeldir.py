@@ -201,14 +201,23 @@ def load_model(path: str | os.PathLike):
 
 
 def _check_archive(model_file: Path) -> None:
-    """Bound the .keras zip's members before Keras unpacks them (zoo.safety.check_zip)."""
+    """Before Keras unpacks a .keras zip: its members bounded (zoo.safety.check_zip) and its weights
+    HDF5 self-contained and honest about its sizes (zoo.pretrained.formats.keras_h5.check_h5)."""
     import zipfile
 
+    from zoo.pretrained.formats.keras_h5 import KERAS_ARCHIVE_WEIGHTS, check_h5
     from zoo.safety import check_zip
 
     try:
         with zipfile.ZipFile(model_file) as archive:
             check_zip(archive, model_file)
+            if KERAS_ARCHIVE_WEIGHTS not in archive.namelist():
+                return
+            import h5py
+
+            info = archive.getinfo(KERAS_ARCHIVE_WEIGHTS)
+            with archive.open(info) as fh, h5py.File(fh, "r") as f:  # metadata only: a few seeks
+                check_h5(f, model_file, file_size=info.file_size)
     except (zipfile.BadZipFile, OSError):
         pass  # Keras reports a damaged or unreadable file in load_model's one line
 
