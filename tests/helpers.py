@@ -178,15 +178,18 @@ def write_images(folder: Path, n: int, size=(24, 20)) -> list[Path]:
 
 
 @contextlib.contextmanager
-def serve(folder):
-    """`folder` served over HTTP on 127.0.0.1 (no other network in tests); yields the base URL."""
+def serve(folder=None, *, handler=None):
+    """`folder` (or a request `handler` class) served over HTTP on 127.0.0.1 (no other network in
+    tests); yields the base URL."""
     import functools
     import http.server
     import threading
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
+    if handler is None:
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+        handler.log_message = lambda *args: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

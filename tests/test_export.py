@@ -38,6 +38,7 @@ def _keras(model, x):
 @pytest.mark.parametrize("fmt", ["savedmodel", "tflite", "onnx"])
 def test_float32_parity_each_format(tmp_path, fmt):
     import zoo
+    from zoo.errors import UsageError
     from zoo.exporting import export_with_report
 
     model = small_model()
@@ -70,7 +71,9 @@ def test_float32_parity_each_format(tmp_path, fmt):
 
         got = _run_tflite(out, x)[0]
     np.testing.assert_allclose(got, want, atol=1e-4)
-    assert zoo.export(model, format=fmt, out=out) == out  # overwriting an existing artefact works
+    with pytest.raises(UsageError, match="--overwrite"):
+        zoo.export(model, format=fmt, out=out)  # an existing artefact is replaced only when asked
+    assert zoo.export(model, format=fmt, out=out, overwrite=True) == out  # overwriting a previous export works
 
 
 def test_tflite_float16_and_int8(tmp_path):

@@ -20,6 +20,7 @@ def test_second_finetune_into_a_running_out_is_refused_and_deletes_nothing(tmp_p
 
     import zoo
     from zoo.errors import UsageError
+    from zoo.ownership import mark_owned
     from zoo.training import checkpoint as ck
 
     data = write_digits(tmp_path / "data", per_class=10, classes=range(3))
@@ -27,6 +28,7 @@ def test_second_finetune_into_a_running_out_is_refused_and_deletes_nothing(tmp_p
     with ck.RunLock(out):
         ck.write_epoch(out, {"epoch": 1, "stage": 0, "history": [{"epoch": 1, "loss": 1.0}]},
                        [np.ones(3, np.float32)], [np.zeros(2, np.float32)])
+        mark_owned(out, "finetune")  # as a running `zoo finetune` has marked its OUT
         before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
         for extra in ({"overwrite": True}, {"resume": True}):
             with pytest.raises(UsageError, match="Another `zoo finetune`"):

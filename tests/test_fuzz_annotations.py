@@ -224,3 +224,15 @@ def test_yolo_huge_class_index_is_an_error_not_a_memory_bomb(tmp_path):
     (tmp_path / "labels" / "a.txt").write_text("99999999999 0.5 0.5 0.1 0.1\n")
     with pytest.raises(UsageError, match="99999999999"):
         read_detection(tmp_path)
+
+
+@fuzz(60)
+@given(st.integers(1, 3000), st.sampled_from(["[", '{"a":']), st.sampled_from(["images", "annotations", "categories"]))
+def test_coco_nesting_at_any_depth_is_one_line(tmp_path, depth, opener, key):
+    """A 1000-deep COCO JSON used to end in a RecursionError traceback."""
+    closer = "]" if opener == "[" else "}"
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
+        root = Path(tmp)
+        (root / "images").mkdir()
+        (root / "instances.json").write_text('{"images": [], "%s": %s1%s}' % (key, opener * depth, closer * depth))
+        _read(root)

@@ -118,3 +118,31 @@ def test_classification_csv(tmp_path, raw):
             assert "\n" not in str(exc)
             return
         assert len(index.paths) == len(index.labels) and len(index.classes) >= 2
+
+
+@fuzz(40)
+@given(st.integers(1, 3000), st.sampled_from(["[", '{"a":']), st.sampled_from(["images", "annotations"]))
+def test_coco_captions_nesting_at_any_depth_is_one_line(tmp_path, depth, opener, key):
+    """A deep captions JSON used to end in a RecursionError traceback."""
+    closer = "]" if opener == "[" else "}"
+    doc = '{"images": [], "annotations": [], "%s": %s1%s}' % (key, opener * depth, closer * depth)
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
+        _read(_folder(tmp, "captions.json", doc.encode()))
+
+
+@fuzz(20)
+@given(st.integers(100_000, 300_000), st.booleans())
+def test_csv_field_of_any_size_is_one_line(tmp_path, size, quoted):
+    """A 128 KB captions CSV field used to end in a csv.Error traceback."""
+    field = "x" * size
+    line = f'a.png,"{field}"\n' if quoted else f"a.png,{field}\n"
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
+        _read(_folder(tmp, "captions.csv", line.encode()))
+    from zoo.tasks.classification.data import scan
+
+    with tempfile.TemporaryDirectory(dir=tmp_path) as tmp:
+        data = _folder(tmp, "train.csv", f"path,label\nimages/a.png,x\nimages/b.png,{field}\n".encode())
+        try:
+            scan(data / "train.csv")
+        except UsageError as exc:
+            assert "\n" not in str(exc)

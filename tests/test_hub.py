@@ -155,3 +155,22 @@ def test_bad_sources_say_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "hubcache"))
     with pytest.raises(WeightsError, match="hubcache"):
         hub_feature_extractor("https://tfhub.dev/google/some/feature_vector/5")
+
+
+def test_finetune_hub_without_image_size_reads_the_signature_input(exported, tmp_path):
+    """A SavedModel whose input is 16 px, fine-tuned without --image-size, used to die with a traceback
+    building a 224 px input; its signature says 16."""
+    from PIL import Image
+
+    import zoo
+    from zoo.pretrained.hub import signature_input_shape
+
+    _, path = exported
+    assert signature_input_shape(path) == (16, 16, 3)
+    data = tmp_path / "data"
+    for k, name in enumerate(("a", "b")):
+        (data / name).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (20, 20), (80 * k, 20 * i, 90)).save(data / name / f"{i}.png")
+    model = zoo.finetune(f"hub:{path}", data, out=tmp_path / "out", epochs=1, batch_size=4, verbose=0)
+    assert model.input_shape == (None, 16, 16, 3)

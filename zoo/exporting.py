@@ -28,6 +28,7 @@ import numpy as np
 
 from zoo.errors import UsageError, ZooError
 from zoo.files import publish, write_bytes, write_text
+from zoo.ownership import mark_owned, require_owned
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 INPUT_DTYPES = ("float32", "uint8")
@@ -74,6 +75,7 @@ def export(
     calibration: str | os.PathLike | None = None,
     tolerance: float | None = None,
     input_dtype: str = "float32",
+    overwrite: bool = False,
 ) -> Path:
     """Export `model` (registry name, model directory, .keras file or keras.Model) and check parity.
 
@@ -85,16 +87,19 @@ def export(
         calibration: a folder of images: int8's representative data, and the parity inputs.
         tolerance: override the maximum allowed difference (see the module docstring).
         input_dtype: "float32" (default) or "uint8": the artefact's pixel input type.
+        overwrite: replace an existing `out`: a file, or a folder written by a previous zoo export
+            (it carries zoo's ownership mark); anything else at `out` is refused.
     Returns:
         The path written. Raises ParityError when the artefact's outputs differ too much.
     """
     path, _ = export_with_report(model, format=format, out=out, weights=weights, quantize=quantize,
-                                 calibration=calibration, tolerance=tolerance, input_dtype=input_dtype)
+                                 calibration=calibration, tolerance=tolerance, input_dtype=input_dtype,
+                                 overwrite=overwrite)
     return path
 
 
 def export_with_report(model, *, format, out, weights=None, quantize=None, calibration=None,
-                       tolerance=None, input_dtype="float32") -> tuple[Path, dict]:
+                       tolerance=None, input_dtype="float32", overwrite=False) -> tuple[Path, dict]:
     """zoo.export, also returning {"format", "quantize", "max_abs_diff", "tolerance", "samples", ...}."""
     fmt = str(format).lower().replace("saved_model", "savedmodel")
     if fmt not in FORMATS:
@@ -112,9 +117,13 @@ def export_with_report(model, *, format, out, weights=None, quantize=None, calib
     if quantize == "int8" and calibration is None:
         raise UsageError("int8 quantisation needs representative images: pass --calibration DIR "
                          "(a folder of ~100 typical inputs).")
-    out = Path(out).expanduser()
+    # abspath: "." and ".." become real names, so the artefact never lands in the scratch folder itself.
+    out = Path(os.path.abspath(Path(out).expanduser()))
+    if not out.name:
+        raise UsageError(f"--out must name a file or folder to create. Received: {str(out)!r}.")
     if not out.parent.exists():
         raise UsageError(f"The folder of --out does not exist: {out.parent}. Create it first.")
+    _check_out(out, fmt, overwrite)
 
     from zoo.inference import input_size
     from zoo.modeldir import resolve_model
@@ -161,9 +170,9 @@ def export_with_report(model, *, format, out, weights=None, quantize=None, calib
             raise ParityError(f"The exported {fmt} model differs from the Keras model by {report['max_abs_diff']:.3g} "
                               f"(allowed {report['allowed']:.3g}); nothing was written to {out}. "
                               f"Pass a larger tolerance if this is expected.")
-        if out.exists() and out.is_dir() != artefact.is_dir():
-            kind = "folder" if out.is_dir() else "file"
-            raise UsageError(f"--out {out} is an existing {kind}; remove it or choose another path.")
+        _check_out(out, fmt, overwrite)  # again: the folder may have changed during the export
+        if artefact.is_dir():
+            mark_owned(artefact, "export")
         publish(artefact, out)
         if fmt == "tflite":  # a .tflite has no room for zoo's metadata: it travels beside the file
             from zoo.artefacts import side_meta_path
@@ -198,6 +207,21 @@ def _captioner(model, meta: dict, *, fmt: str, out: Path, tolerance: float | Non
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out, report
+
+
+def _check_out(out: Path, fmt: str, overwrite: bool) -> None:
+    """Refuse an `out` the export may not replace: zoo never deletes what it did not write."""
+    if not os.path.lexists(out):
+        return
+    if out.is_symlink():
+        raise UsageError(f"--out {out} is a symbolic link; zoo never replaces files through links. Choose another path.")
+    if out.is_dir() != (fmt == "savedmodel"):
+        kind = "folder" if out.is_dir() else "file"
+        raise UsageError(f"--out {out} is an existing {kind}; remove it or choose another path.")
+    if out.is_dir():
+        require_owned(out, "export", action=f"Exporting into the existing folder {out}")
+    if not overwrite:
+        raise UsageError(f"--out {out} already exists. Pass --overwrite to replace it, or choose another path.")
 
 
 def _inference_copy(model, samples):

@@ -75,6 +75,9 @@ def iter_predict(
     _check_int("batch_size", batch_size)
     if workers is not None:
         _check_int("workers", workers)
+    from zoo.data.images import DEFAULT, max_pixels_limit
+
+    max_pixels_limit(DEFAULT if max_pixels is None else max_pixels)  # a bad limit fails before any work
     from zoo.modeldir import resolve_model
     from zoo.training.task import get_task
 
@@ -88,9 +91,10 @@ def iter_predict(
     run = _runner(task, keras_model, meta, options)
     chunks = prepared_chunks(sources, task, meta, batch_size=batch_size, recursive=recursive, workers=workers,
                              max_pixels=max_pixels, keep_image=save_dir is not None)
+    reload = original_loader(meta, max_pixels=max_pixels)
     with closing(chunks):  # closing the stream stops the decoding at once
         for chunk in chunks:
-            yield from _finish(chunk, run, task, meta, options)
+            yield from _finish(chunk, run, task, meta, options, reload=reload)
 
 
 def _runner(task, model, meta: dict, options: dict):
@@ -110,7 +114,7 @@ def prepared_chunks(sources: Any, task, meta: dict, *, batch_size: int, recursiv
     load = _loader(task, meta, max_pixels=max_pixels, keep_image=keep_image)
     n_workers = workers or min(8, max(2, os.cpu_count() or 2))
     # decoded inputs waiting for the model: this bounds memory. With keep_image the full-size
-    # originals are kept until drawn, so look ahead one batch only.
+    # originals of URL sources are kept until drawn, so look ahead one batch only.
     ahead = batch_size if keep_image else max(2 * batch_size, 4 * n_workers)
     return _decoded_chunks(_enumerate(sources, recursive=recursive), load, workers=n_workers, ahead=ahead,
                            batch_size=batch_size)
@@ -142,9 +146,22 @@ def _loader(task, meta: dict, *, max_pixels, keep_image: bool):
             return index, source, None, None, None, str(exc)
         except Exception as exc:  # one bad input never stops the batch
             return index, source, None, None, None, _one_line(f"{type(exc).__name__}: {exc}")
-        return index, source, array, info, image if keep_image else None, None
+        # With --save-dir the full-size original is drawn on after the batch runs. Holding a batch
+        # of 12 MP originals costs gigabytes, so files and in-memory arrays are decoded again at
+        # drawing time, one at a time; only a URL's image (not fetched twice) is kept.
+        from zoo.data.sources import is_url
+
+        return index, source, array, info, image if keep_image and is_url(source) else None, None
 
     return load
+
+
+def original_loader(meta: dict, *, max_pixels):
+    """source -> the full-size original again, for drawing one artefact at a time."""
+    from zoo.data.images import DEFAULT
+
+    limit = DEFAULT if max_pixels is None else max_pixels
+    return lambda source: _decode(source, channels=3, max_pixels=limit)  # drawn on the user's own colours
 
 
 def _decoded_chunks(items: Iterator, load, *, workers: int, ahead: int, batch_size: int) -> Iterator[list]:
@@ -179,7 +196,7 @@ def _decoded_chunks(items: Iterator, load, *, workers: int, ahead: int, batch_si
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _finish(chunk, run, task, meta, options) -> Iterator[dict]:
+def _finish(chunk, run, task, meta, options, *, reload=None) -> Iterator[dict]:
     good = [r for r in chunk if r[5] is None]
     fields: dict[int, dict] = {}
     if good:
@@ -194,7 +211,7 @@ def _finish(chunk, run, task, meta, options) -> Iterator[dict]:
         record = {"source": source, "ok": True, "task": task.name, **fields[index]}
         if options.get("save_dir") is not None:
             try:
-                task.save(record, image, meta, options["save_dir"])
+                task.save(record, image if image is not None else reload(source), meta, options["save_dir"])
             except Exception as exc:  # a failed drawing is this input's failure, not the run's
                 record = {**record, "ok": False, "error": _one_line(f"could not save the artefact: {exc}")}
         yield record

@@ -93,10 +93,10 @@ def write_model_dir(model, out: str | os.PathLike, meta: dict[str, Any] | None =
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     meta_path = path / META_FILE if path.is_dir() else path.with_name(META_FILE)
-    if not meta_path.exists():
+    if not os.path.lexists(meta_path):
         return {}
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = json.loads(_read_capped(meta_path).decode("utf-8"))
     except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8 / JSON, 5000-digit numbers
         raise UsageError(f"{meta_path} is not valid JSON ({' '.join(str(exc).split())[:200]}). Re-create the model directory with `zoo finetune`.") from None
     if not isinstance(meta, dict):
@@ -104,6 +104,46 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     from zoo.safety import check_meta
 
     return check_meta(meta, meta_path)
+
+
+MAX_META_BYTES = 16 << 20  # a 10,000-word vocabulary and 1,000 labels take well under 1 MiB
+
+
+def _read_capped(path: Path) -> bytes:
+    """The bytes of metadata.json: a regular file (not a link, FIFO or device) of at most MAX_META_BYTES."""
+    import stat
+
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise UsageError(f"{path} must be a regular file inside the model directory (not a link, FIFO or device). "
+                         f"Re-create the model directory with `zoo finetune`.")
+    if info.st_size > MAX_META_BYTES:
+        raise UsageError(f"{path} is {info.st_size} bytes; metadata is at most {MAX_META_BYTES}. "
+                         f"Re-create the model directory with `zoo finetune`.")
+    # O_NOFOLLOW | O_NONBLOCK: the name cannot be swapped for a link or FIFO between the check and the read.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise UsageError(f"{path} must be a regular file. Re-create the model directory with `zoo finetune`.")
+        data = fh.read(MAX_META_BYTES + 1)
+    if len(data) > MAX_META_BYTES:
+        raise UsageError(f"{path} is larger than {MAX_META_BYTES} bytes. Re-create the model directory with `zoo finetune`.")
+    return data
+
+
+def _check_input_shape(model, meta: dict[str, Any], origin) -> None:
+    """metadata.json's input_shape must be the model's own (where the model fixes a size)."""
+    declared = meta.get("input_shape")
+    try:
+        actual = tuple(model.inputs[0].shape[1:])
+    except (AttributeError, IndexError, TypeError):
+        return
+    if not declared or len(model.inputs) != 1 or len(actual) != len(declared):
+        return
+    if any(a is not None and d is not None and int(a) != int(d) for a, d in zip(actual, declared)):
+        raise UsageError(f"{origin}: metadata.json says input_shape {list(declared)} but the model takes "
+                         f"{[None if a is None else int(a) for a in actual]}. Fix `input_shape` or re-create the "
+                         f"model directory.")
 
 
 def custom_objects() -> dict[str, Any]:
@@ -136,6 +176,7 @@ def load_model(path: str | os.PathLike):
 
     path = Path(path)
     model_file = find_model_file(path)
+    _check_archive(model_file)
     try:
         # compile=False: predict, evaluate and export need no optimizer, and the trainer compiles
         # afresh, so a custom loss or metric in the file's compile config never blocks loading.
@@ -154,8 +195,31 @@ def load_model(path: str | os.PathLike):
     from zoo.safety import check_labels
 
     check_labels(model, meta, path)
+    _check_input_shape(model, meta, path)
     attach_meta(model, meta)
     return model
+
+
+def _check_archive(model_file: Path) -> None:
+    """Before Keras unpacks a .keras zip: its members bounded (zoo.safety.check_zip) and its weights
+    HDF5 self-contained and honest about its sizes (zoo.pretrained.formats.keras_h5.check_h5)."""
+    import zipfile
+
+    from zoo.pretrained.formats.keras_h5 import KERAS_ARCHIVE_WEIGHTS, check_h5
+    from zoo.safety import check_zip
+
+    try:
+        with zipfile.ZipFile(model_file) as archive:
+            check_zip(archive, model_file)
+            if KERAS_ARCHIVE_WEIGHTS not in archive.namelist():
+                return
+            import h5py
+
+            info = archive.getinfo(KERAS_ARCHIVE_WEIGHTS)
+            with archive.open(info) as fh, h5py.File(fh, "r") as f:  # metadata only: a few seeks
+                check_h5(f, model_file, file_size=info.file_size)
+    except (zipfile.BadZipFile, OSError):
+        pass  # Keras reports a damaged or unreadable file in load_model's one line
 
 
 # --- model references: what `--model` / `model=` may name ---

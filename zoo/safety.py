@@ -81,6 +81,14 @@ def check_meta(meta: dict[str, Any], origin: str | os.PathLike) -> dict[str, Any
     for key, (rule, ok) in _META_RULES.items():
         if key in meta and meta[key] is not None and not ok(meta[key]):
             raise UsageError(f"{origin}: `{key}` must be {rule}. Received: {_short(meta[key])}. {fix}")
+    shape = meta.get("input_shape")
+    if shape and shape[0] and shape[1]:
+        from zoo.data.images import PILLOW_HARD_LIMIT, max_pixels_limit
+
+        limit = max_pixels_limit() or PILLOW_HARD_LIMIT
+        if shape[0] * shape[1] > limit:
+            raise UsageError(f"{origin}: `input_shape` {shape} is {shape[0] * shape[1]} pixels, above the pixel limit "
+                             f"{limit} (ZOO_MAX_PIXELS). {fix}")
     for key, (rule, ok) in _PREPROCESSING_RULES.items():
         pre = meta.get("preprocessing") or {}
         if key in pre and pre[key] is not None and not ok(pre[key]):
@@ -100,6 +108,29 @@ def check_labels(model, meta: dict[str, Any], origin: str | os.PathLike) -> None
     if units is not None and len(model.outputs) == 1 and int(units) != len(labels):
         raise UsageError(f"{origin}: metadata.json lists {len(labels)} labels but the model has {int(units)} outputs. "
                          f"Fix `labels` (one per class, in index order) or re-create the model directory.")
+
+
+# A zip member inflating more than this many times its stored size (and past 16 MiB) is a bomb:
+# weights barely compress, so a real .keras file is far below it.
+MAX_ZIP_RATIO = 100
+MAX_ZIP_TOTAL = 1 << 36  # 64 GiB unpacked in all
+
+
+def check_zip(archive, origin: str | os.PathLike) -> None:
+    """Refuse a zip (a .keras model file) whose members would unpack to far more than it holds.
+
+    zipfile itself never reads past a member's declared size, so the declared sizes are what to bound:
+    each member's ratio to its compressed size, and the total.
+    """
+    total = 0
+    for info in archive.infolist():
+        total += info.file_size
+        if info.file_size > 1 << 24 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
+            raise UsageError(f"Refusing {origin}: member {info.filename!r} unpacks to {info.file_size} bytes from "
+                             f"{info.compress_size} (more than {MAX_ZIP_RATIO}:1), a zip bomb. Save the model again.")
+    if total > MAX_ZIP_TOTAL:
+        raise UsageError(f"Refusing {origin}: its members unpack to {total} bytes in all (limit {MAX_ZIP_TOTAL}). "
+                         f"Save the model again.")
 
 
 def _refuse(archive: Path, member: tarfile.TarInfo, why: str) -> None:

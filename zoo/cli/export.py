@@ -23,7 +23,10 @@ from zoo.cli.common import quiet_tensorflow
               help="Allowed max abs difference, relative to max(1, |outputs|). Default by precision.")
 @click.option("--input-dtype", type=click.Choice(["float32", "uint8"]), default="float32", show_default=True,
               help="Pixel input type of the artefact (uint8: integer pixels in [0, 255]).")
-def export_cmd(model, fmt, out, weights, quantize, calibration, tolerance, input_dtype):
+
+@click.option("--overwrite", is_flag=True, default=False,
+              help="Replace an existing --out: a file, or the folder of a previous zoo export.")
+def export_cmd(model, fmt, out, weights, quantize, calibration, tolerance, input_dtype, overwrite):
     """Export MODEL (registry name, model directory or .keras file) and check it against Keras.
 
     \b
@@ -35,7 +38,7 @@ def export_cmd(model, fmt, out, weights, quantize, calibration, tolerance, input
 
     path, report = export_with_report(model, format=fmt, out=out, weights=weights, quantize=quantize,
                                       input_dtype=input_dtype,
-                                      calibration=calibration, tolerance=tolerance)
+                                      calibration=calibration, tolerance=tolerance, overwrite=overwrite)
     agreement = f", top-1 agreement {report['top1_agreement']:.0%}" if "top1_agreement" in report else ""
     click.echo(f"wrote {path} ({report['size_bytes'] / 1e6:.2f} MB, {fmt}{'/' + quantize if quantize else ''}): "
                f"max abs difference from Keras {report['max_abs_diff']:.3g} on {report['samples']} inputs "

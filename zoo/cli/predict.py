@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import click
 
-from zoo.cli.common import console, is_tty, quiet_tensorflow
+from zoo.cli.common import console, is_tty, printable, quiet_tensorflow
 
 CSV_COLUMNS = ["source", "ok", "task", "label", "index", "score", "error", "details"]
 
@@ -111,9 +111,10 @@ def _progress(total: int | None):
 def csv_row(record: dict) -> dict:
     top = (record.get("predictions") or [{}])[0]
     details = {k: v for k, v in record.items() if k not in ("source", "ok", "task", "error")}
-    return {"source": record["source"], "ok": record["ok"], "task": record.get("task", ""),
-            "label": top.get("label", ""), "index": top.get("index", ""), "score": top.get("score", ""),
-            "error": record.get("error", ""), "details": json.dumps(details, default=str) if details else ""}
+    row = {"source": record["source"], "ok": record["ok"], "task": record.get("task", ""),
+           "label": top.get("label", ""), "index": top.get("index", ""), "score": top.get("score", ""),
+           "error": record.get("error", ""), "details": json.dumps(details, default=str) if details else ""}
+    return {k: printable(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 def _summary(record: dict) -> tuple[str, str, str]:
@@ -142,9 +143,9 @@ def _table(records):
     for name, justify in (("source", "left"), ("prediction", "left"), ("score", "right"), ("also", "left")):
         table.add_column(name, justify=justify, overflow="fold")
     for record in records:
-        source = escape(str(record["source"]))
+        source = escape(printable(record["source"]))
         if record["ok"]:
-            table.add_row(source, *(escape(part) for part in _summary(record)))
+            table.add_row(source, *(escape(printable(part)) for part in _summary(record)))
         else:
-            table.add_row(source, f"[red]error[/red]", "", f"[red]{escape(record['error'])}[/red]")
+            table.add_row(source, f"[red]error[/red]", "", f"[red]{escape(printable(record['error']))}[/red]")
     return table

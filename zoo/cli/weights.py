@@ -51,7 +51,9 @@ def list_cmd(arch, as_json):
 @click.option("--md5", default=None, help="Expected md5 of a URL's file.")
 @click.option("--notop", is_flag=True, help="The file without classifier head, where the manifest has one.")
 @click.option("--allow-http", is_flag=True, help="Accept a plain-http URL (a trusted local mirror).")
-def fetch_cmd(spec, sha256, md5, notop, allow_http):
+@click.option("--max-bytes", type=click.IntRange(min=1), default=None,
+              help="Stop a URL download past this size. Default: ZOO_MAX_DOWNLOAD_BYTES or 2 GiB.")
+def fetch_cmd(spec, sha256, md5, notop, allow_http, max_bytes):
     """Download and verify weights into the cache; print the cached path."""
     from zoo.errors import UsageError
     from zoo.pretrained.cache import fetch_weights
@@ -59,7 +61,7 @@ def fetch_cmd(spec, sha256, md5, notop, allow_http):
     if sha256 and md5:
         raise UsageError(f"Give --sha256 or --md5, not both. Received: --sha256 {sha256} --md5 {md5}.")
     path = fetch_weights(spec, sha256=sha256.lower() if sha256 else None, md5=md5.lower() if md5 else None,
-                         notop=notop, allow_http=allow_http)
+                         notop=notop, allow_http=allow_http, max_bytes=max_bytes)
     click.echo(str(path))
 
 

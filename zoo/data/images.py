@@ -48,21 +48,26 @@ _PIL_READY = False
 
 def max_pixels_limit(max_pixels: Any = DEFAULT) -> int | None:
     """The pixel limit in force: an explicit value, else ZOO_MAX_PIXELS, else Pillow's hard limit.
-    None (or 0) means no limit."""
+    None (or 0) means no limit; a negative or non-whole value is a usage error (never a silent "off")."""
+    from zoo.errors import UsageError
+
     if max_pixels is DEFAULT:
-        raw = os.environ.get("ZOO_MAX_PIXELS", "").strip().replace("_", "")
+        raw = os.environ.get("ZOO_MAX_PIXELS", "").strip()
         if not raw:
             return PILLOW_HARD_LIMIT
         try:
-            max_pixels = int(float(raw))
+            max_pixels = int(raw.replace("_", ""))
         except ValueError:
-            from zoo.errors import UsageError
-
-            raise UsageError(f"ZOO_MAX_PIXELS must be a whole number of pixels (0 = no limit). "
-                             f"Received: {raw!r}.") from None
-    if max_pixels is None or int(max_pixels) <= 0:
+            raise UsageError(f"ZOO_MAX_PIXELS must be a whole number of pixels, 0 for no limit. "
+                             f"Received: {raw[:40]!r}.") from None
+        what = "ZOO_MAX_PIXELS"
+    else:
+        what = "--max-pixels"
+    if max_pixels is None:
         return None
-    return int(max_pixels)
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 0:
+        raise UsageError(f"{what} must be a whole number of pixels >= 0 (0 = no limit). Received: {max_pixels!r}.")
+    return int(max_pixels) or None
 
 
 def _pillow(limit: int | None):
@@ -281,9 +286,15 @@ def resize_for_model(
             raise UsageError(f"preprocessing 'crop_pct' must be in (0, 1]. Received: crop_pct={crop_pct!r}.")
         scale = max(th / pct / h, tw / pct / w)
         nh, nw = max(th, round(h * scale)), max(tw, round(w * scale))
-        resized = pil.resize((nw, nh), method) if (nh, nw) != (h, w) else pil
         top, left = (nh - th) // 2, (nw - tw) // 2
-        out = resized.crop((left, top, left + tw, top + th))
+        if nh * nw <= max(h * w, 4 * th * tw):
+            resized = pil.resize((nw, nh), method) if (nh, nw) != (h, w) else pil
+            out = resized.crop((left, top, left + tw, top + th))
+        else:
+            # An extreme aspect ratio (1 x 1,000,000 px) would make the scaled intermediate gigapixels:
+            # resample only the source region the crop keeps, straight to the output size.
+            sy, sx = h / nh, w / nw
+            out = pil.resize((tw, th), method, box=(left * sx, top * sy, (left + tw) * sx, (top + th) * sy))
         info.update(scale=(nh / h, nw / w), crop=(top, left))
     else:
         scale = min(th / h, tw / w)

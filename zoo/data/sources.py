@@ -52,13 +52,15 @@ def is_url(source) -> bool:
     return isinstance(source, str) and source.lower().startswith(URL_SCHEMES)
 
 
-def read_url(url: str, *, max_bytes: int = MAX_URL_BYTES, timeout: float = 30.0) -> bytes:
-    """The bytes of an image URL (proxies from the environment); ImageError with one line on failure."""
+def read_url(url: str, *, max_bytes: int = MAX_URL_BYTES, timeout: float = 30.0, deadline: float = 120.0) -> bytes:
+    """The bytes of an image URL (proxies from the environment); ImageError with one line on failure.
+
+    `timeout` bounds each read, `deadline` the whole download; redirects obey the same URL policy."""
+    import time
     import urllib.error
-    import urllib.request
 
     from zoo.errors import WeightsError
-    from zoo.pretrained.fetch import check_url, offline
+    from zoo.pretrained.fetch import check_url, copy_limited, offline, open_url
 
     if offline():
         raise ImageError(f"ZOO_OFFLINE=1: not downloading {url}; download it and pass the file")
@@ -66,18 +68,19 @@ def read_url(url: str, *, max_bytes: int = MAX_URL_BYTES, timeout: float = 30.0)
         check_url(url)  # the download policy of weights: https only, except loopback or ZOO_ALLOW_HTTP=1
     except WeightsError:
         raise ImageError(f"plain http is not fetched (use https, or ZOO_ALLOW_HTTP=1 for a trusted host): {url}") from None
-    request = urllib.request.Request(url, headers={"User-Agent": "zoo-predict"})
+    data = bytearray()
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            data = response.read(max_bytes + 1)
+        with open_url(url, headers={"User-Agent": "zoo-predict"}, timeout=timeout) as response:
+            copy_limited(response, data.extend, max_bytes=max_bytes, deadline=time.monotonic() + deadline, url=url)
     except urllib.error.HTTPError as exc:
         raise ImageError(f"HTTP {exc.code} {exc.reason}: {url}") from None
+    except WeightsError as exc:
+        text = str(exc)
+        raise ImageError(f"larger than {max_bytes:,} bytes: {url}" if "larger than" in text else text) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ImageError(f"cannot download ({' '.join(str(reason).split())}): {url}") from None
-    if len(data) > max_bytes:
-        raise ImageError(f"larger than {max_bytes:,} bytes: {url}")
-    return data
+    return bytes(data)
 
 
 def _expand(source: str, *, recursive: bool, in_list: bool) -> Iterator[Item]:
@@ -129,12 +132,18 @@ def _read_list(list_file: Path, *, recursive: bool) -> Iterator[Item]:
             yield str(list_file), f"the list is not UTF-8 text; write one image path a line: {list_file}"
 
 
+MAX_STEM_BYTES = 160
+
+
 def artefact_path(save_dir: str | os.PathLike, source: Any, *, suffix: str = ".png") -> Path:
     """A new file in save_dir named after the source ("cat.jpg" -> "cat.png"; "cat_1.png" when
     taken), so two inputs never overwrite each other's artefacts."""
     save_dir = Path(save_dir)
     stem = Path(str(source)).stem if isinstance(source, (str, os.PathLike)) else "image"
     stem = re.sub(r"[^\w.-]+", "_", stem) or "image"
+    # File names are at most 255 bytes: keep the stem within MAX_STEM_BYTES of UTF-8 so the counter
+    # and a suffix such as "_overlay.png" always fit.
+    stem = stem.encode("utf-8")[:MAX_STEM_BYTES].decode("utf-8", "ignore") or "image"
     candidate = save_dir / f"{stem}{suffix}"
     n = 1
     while candidate.exists():

@@ -182,6 +182,8 @@ def _choose_boxes(raw, infos, meta, task, class_index, box, options):
 
 
 def _explain_chunk(chunk, *, explainer, meta, task, method, save_dir, save_raw, sanity, return_maps, choose, layer):
+    from zoo.inference import original_loader
+
     from zoo.explaining import render
 
     input_hw = tuple(meta["input_shape"][:2])
@@ -229,7 +231,8 @@ def _explain_chunk(chunk, *, explainer, meta, task, method, save_dir, save_raw, 
             record["sanity"] = None if rho is None else round(rho, 4)
         if save_dir is not None:
             try:
-                record["heatmap"] = str(render.save_heatmap(save_dir, source, image, values, point, method=method))
+                original = image if image is not None else original_loader(meta, max_pixels=None)(source)
+                record["heatmap"] = str(render.save_heatmap(save_dir, source, original, values, point, method=method))
                 if save_raw:
                     record["raw"] = str(render.save_raw(save_dir, source, values, method=method))
             except Exception as exc:  # a failed drawing is this input's failure, not the run's

@@ -55,14 +55,11 @@ def list_rows(arch: str | None = None) -> list[dict[str, Any]]:
 
 
 def fetch_weights(spec: str, *, sha256: str | None = None, md5: str | None = None, notop: bool = False,
-                  allow_http: bool = False, progress: bool | None = None) -> Path:
+                  allow_http: bool = False, progress: bool | None = None, max_bytes: int | None = None) -> Path:
     """Fetch "ARCH.TAG" (from the manifest) or a URL (with its checksum) into the cache; return the path."""
     if spec.startswith(("https://", "http://")):
-        if not (sha256 or md5):
-            raise UsageError(f"Fetching a URL needs its checksum so a wrong file is never cached. Received: {spec} "
-                             f"without --sha256/--md5. Pass --sha256 HASH (or --md5 HASH).")
-        name = urllib.parse.urlsplit(spec).path.rsplit("/", 1)[-1] or "download"
-        return F.fetch([spec], filename=name, sha256=sha256, md5=md5, allow_http=allow_http, progress=progress)
+        return F.fetch_url(spec, sha256=sha256, md5=md5, allow_http=allow_http, progress=progress,
+                           max_bytes=max_bytes)
     if sha256 or md5:
         raise UsageError(f"--sha256/--md5 apply to URLs only; manifest rows carry their own checksum. Received: {spec}.")
     arch, _, tag = spec.partition(".")

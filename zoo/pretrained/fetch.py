@@ -33,13 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import WeightsError
+from zoo.errors import UsageError, WeightsError
 from zoo.files import publish, write_text
 
 log = logging.getLogger("zoo.pretrained")
 CHUNK = 1 << 16
 RETRIES = 3
-TIMEOUT = 60.0
+TIMEOUT = 60.0  # seconds one read may wait for bytes
+DEADLINE = 3600.0  # seconds a whole download may take (ZOO_DOWNLOAD_DEADLINE)
+MAX_BYTES = 2 << 30  # a download with no manifest size stops here (ZOO_MAX_DOWNLOAD_BYTES, --max-bytes)
 
 
 def zoo_home() -> Path:
@@ -154,6 +156,73 @@ def check_url(url: str, *, allow_http: bool = False) -> None:
                        f"addresses, or with ZOO_ALLOW_HTTP=1 / --allow-http for a trusted local mirror).")
 
 
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise UsageError(f"{name} must be a positive number. Received: {raw[:40]!r}.")
+    return value
+
+
+def default_max_bytes() -> int:
+    return int(_env_number("ZOO_MAX_DOWNLOAD_BYTES", MAX_BYTES))
+
+
+def default_deadline() -> float:
+    return _env_number("ZOO_DOWNLOAD_DEADLINE", DEADLINE)
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Every redirect hop is held to the same policy as the first URL: https only (except loopback or
+    allow_http), and never a change of scheme (https -> http, -> ftp, -> file)."""
+
+    def __init__(self, allow_http: bool):
+        self.allow_http = allow_http
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if new.scheme != old.scheme:
+            raise WeightsError(f"Refusing the redirect from {req.full_url} to {newurl}: the scheme changes "
+                               f"({old.scheme} -> {new.scheme}).")
+        check_url(newurl, allow_http=self.allow_http)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def open_url(url: str, *, allow_http: bool = False, headers: dict[str, str] | None = None,
+             timeout: float = TIMEOUT):
+    """urlopen with zoo's URL policy on the URL and on every redirect hop; `timeout` bounds each read.
+    Proxies come from the environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)."""
+    check_url(url, allow_http=allow_http)
+    opener = urllib.request.build_opener(_CheckedRedirects(allow_http))
+    return opener.open(urllib.request.Request(url, headers=headers or {}), timeout=timeout)
+
+
+def copy_limited(response, write, *, max_bytes: int, deadline: float, url: str, have: int = 0, advance=None) -> int:
+    """Copy the body of `response` through `write`, stopping with a WeightsError past `max_bytes` in all
+    or at the monotonic time `deadline`. Returns the bytes copied."""
+    read = getattr(response, "read1", response.read)  # read1: returns what arrived, so slow bodies hit the deadline
+    copied = 0
+    while True:
+        if time.monotonic() > deadline:
+            raise WeightsError(f"Download of {url} took longer than its deadline (ZOO_DOWNLOAD_DEADLINE); "
+                               f"stopped after {have + copied} bytes.")
+        chunk = read(CHUNK)
+        if not chunk:
+            return copied
+        copied += len(chunk)
+        if have + copied > max_bytes:
+            raise WeightsError(f"Download of {url} is larger than {max_bytes} bytes (the expected size, or "
+                               f"ZOO_MAX_DOWNLOAD_BYTES / --max-bytes); stopped.")
+        write(chunk)
+        if advance:
+            advance(len(chunk))
+
+
 def _progress(total: int | None, name: str, enabled: bool | None):
     if enabled is None:
         enabled = sys.stderr.isatty()
@@ -170,14 +239,15 @@ def _progress(total: int | None, name: str, enabled: bool | None):
     return bar, task
 
 
-def _download_once(url: str, part: Path, *, progress: bool | None) -> None:
+def _download_once(url: str, part: Path, *, progress: bool | None, allow_http: bool, max_bytes: int,
+                   deadline: float) -> None:
     """One attempt: resume `part` with a Range request when it holds bytes already."""
     have = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": "zoo-weights/0.1"}
     if have:
         headers["Range"] = f"bytes={have}-"
-    request = urllib.request.Request(url, headers=headers)
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # proxies come from the environment
+    with open_url(url, allow_http=allow_http, headers=headers,
+                  timeout=max(0.1, min(TIMEOUT, deadline - time.monotonic()))) as response:
         status = getattr(response, "status", 200)
         if have and status == 206:
             mode = "ab"
@@ -185,18 +255,17 @@ def _download_once(url: str, part: Path, *, progress: bool | None) -> None:
             mode, have = "wb", 0  # the server ignored the Range: start over
         length = response.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
+        if total is not None and total > max_bytes:
+            raise WeightsError(f"Download of {url} announces {total} bytes, more than the {max_bytes} allowed "
+                               f"(the expected size, or ZOO_MAX_DOWNLOAD_BYTES / --max-bytes).")
         bar = _progress(total, part.name.lstrip(".").removesuffix(".part"), progress)
         try:
             with open(part, mode) as fh:
                 if bar:
                     bar[0].update(bar[1], completed=have)
-                while True:
-                    chunk = response.read(CHUNK)
-                    if not chunk:
-                        break
-                    fh.write(chunk)
-                    if bar:
-                        bar[0].update(bar[1], advance=len(chunk))
+                advance = (lambda n: bar[0].update(bar[1], advance=n)) if bar else None
+                copy_limited(response, fh.write, max_bytes=max_bytes, deadline=deadline, url=url, have=have,
+                             advance=advance)
                 fh.flush()  # synced by zoo.files.publish once verified
         finally:
             if bar:
@@ -205,11 +274,15 @@ def _download_once(url: str, part: Path, *, progress: bool | None) -> None:
         raise ConnectionError(f"connection closed after {part.stat().st_size} of {total} bytes")
 
 
-def _download(url: str, part: Path, *, progress: bool | None) -> None:
+def _download(url: str, part: Path, *, progress: bool | None, allow_http: bool = False,
+              max_bytes: int | None = None) -> None:
+    max_bytes = max_bytes or default_max_bytes()
+    deadline = time.monotonic() + default_deadline()
     last: Exception | None = None
     for attempt in range(RETRIES):
         try:
-            _download_once(url, part, progress=progress)
+            _download_once(url, part, progress=progress, allow_http=allow_http, max_bytes=max_bytes,
+                           deadline=deadline)
             return
         except urllib.error.HTTPError as exc:
             if exc.code == 416:  # Range not satisfiable: our partial file is stale
@@ -221,6 +294,8 @@ def _download(url: str, part: Path, *, progress: bool | None) -> None:
             last = exc
         except (OSError, ConnectionError) as exc:  # URLError, timeouts, IncompleteRead, resets
             last = exc
+        if time.monotonic() > deadline:
+            break
         log.info("download of %s interrupted (%s); resuming (attempt %d/%d)", url, last, attempt + 2, RETRIES)
         time.sleep(min(0.2 * 2 ** attempt, 2.0))
     assert last is not None
@@ -234,7 +309,7 @@ def manual_hint(urls: list[str], target: Path) -> str:
 
 def fetch(urls: list[str], *, filename: str, sha256: str | None = None, md5: str | None = None,
           sha256_prefix: str | None = None, pin: bool = False, allow_http: bool = False,
-          progress: bool | None = None) -> Path:
+          progress: bool | None = None, max_bytes: int | None = None) -> Path:
     """A verified local copy of the file at `urls` (mirrors tried in order), from the cache when possible.
 
     Args:
@@ -244,6 +319,7 @@ def fetch(urls: list[str], *, filename: str, sha256: str | None = None, md5: str
         pin: with no full hash, record the sha256 of the first download and hold later uses to it.
         allow_http: accept plain-http URLs on non-loopback hosts (a trusted local mirror).
         progress: show a progress bar (default: when stderr is a terminal).
+        max_bytes: stop a download past this size (default ZOO_MAX_DOWNLOAD_BYTES, else 2 GiB).
     Returns:
         Path of the verified file (in $ZOO_HOME/weights, or the Keras cache when it was there).
     """
@@ -251,15 +327,18 @@ def fetch(urls: list[str], *, filename: str, sha256: str | None = None, md5: str
     if not (sha256 or md5 or sha256_prefix or pin):
         raise WeightsError(f"Refusing to fetch {urls[0]} without a checksum. Pass --sha256/--md5, or pin it.")
     target = cache_dir() / filename
+    # A verified file is used as is, even from a read-only cache (files appear only by atomic rename).
+    if target.is_file() and checksum.check(target) is None:
+        return target
+    _writable_cache(target.parent)
     with file_lock(target):
         if target.exists():
             problem = checksum.check(target)
             if problem is None:
                 return target
-            # Never load a damaged file and never loop on it: remove it, then fetch again.
-            log.warning("cached %s is damaged (%s); fetching it again", target, problem)
-            target.unlink()
-            pin_file(target).unlink(missing_ok=True)
+            # Never load a file that fails its checksum, and never delete it before a verified
+            # replacement is in hand: it stays until a good download is renamed over it.
+            log.warning("cached %s does not match (%s); fetching it again", target, problem)
         if sha256 or md5 or sha256_prefix:
             for folder in keras_cache_dirs():
                 candidate = folder / filename
@@ -275,8 +354,10 @@ def fetch(urls: list[str], *, filename: str, sha256: str | None = None, md5: str
         errors = []
         for url in urls:
             try:
-                _download(url, part, progress=progress)
+                _download(url, part, progress=progress, allow_http=allow_http, max_bytes=max_bytes)
             except Exception as exc:  # one mirror failing must not hide the next
+                if isinstance(exc, WeightsError):  # too large, too slow, a refused redirect: nothing to resume
+                    part.unlink(missing_ok=True)
                 errors.append(f"{url}: {exc}")
                 continue
             problem = checksum.check(part)
@@ -287,10 +368,79 @@ def fetch(urls: list[str], *, filename: str, sha256: str | None = None, md5: str
             if pin and not sha256:
                 digest = sha256_of(part)
                 write_text(pin_file(target), digest + "\n")
+            elif pin_file(target).exists():  # an old pin would hold the verified file to another hash
+                write_text(pin_file(target), sha256_of(part) + "\n")
             publish(part, target)
             return target
         raise WeightsError(f"Could not fetch {filename} into {target}: " + "; ".join(errors) + ". "
                            + manual_hint(urls, target))
+
+
+def _writable_cache(folder: Path) -> None:
+    """The cache folder exists and is writable, or one WeightsError line says how to fix ZOO_HOME."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK | os.X_OK)
+        reason = "it is not writable"
+    except OSError as exc:
+        writable, reason = False, exc.strerror or str(exc)
+    if not writable:
+        raise WeightsError(f"The weights cache {folder} cannot be used ({reason}): ZOO_HOME={zoo_home()} must be "
+                           f"a writable folder. Set ZOO_HOME to one (or put the file there by hand).")
+
+
+def split_url_checksum(url: str) -> tuple[str, dict[str, Any]]:
+    """`https://host/w.safetensors#sha256=HEX` -> (the URL without fragment, {"sha256": HEX}).
+
+    As in pip's requirement URLs, the checksum rides in the fragment: `#sha256=HEX`, `#md5=HEX`, or
+    `#pin` to record the sha256 of the first download and hold every later use to it (an explicit
+    opt-in: zoo never trusts a first download silently).
+    """
+    parts = urllib.parse.urlsplit(url)
+    found: dict[str, Any] = {}
+    for item in filter(None, parts.fragment.split("&")):
+        key, _, value = item.partition("=")
+        key = key.strip().lower()
+        if key in ("sha256", "md5") and value and all(c in "0123456789abcdefABCDEF" for c in value):
+            found[key] = value.lower()
+        elif key == "pin" and not value:
+            found["pin"] = True
+        else:
+            raise UsageError(f"Unknown checksum {item!r} in the URL fragment of {parts._replace(fragment='').geturl()}. "
+                             f"Append #sha256=HEX, #md5=HEX or #pin.")
+    return parts._replace(fragment="").geturl(), found
+
+
+def url_filename(url: str, checksum: Checksum) -> str:
+    """The cache name of a URL download: a key from the URL and its checksum, then the URL's file name.
+
+    Two URLs ending in the same name (every Hugging Face `.../model.safetensors`) or one URL asked
+    with two checksums get two files, so neither can be served for, or evict, the other. The
+    name keeps the URL's suffix (the weights format is read from it), bounded and made of safe
+    characters; "", "." and ".." become "download".
+    """
+    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
+    base = "".join(c if c.isalnum() or c in "._-" else "_" for c in path.rsplit("/", 1)[-1]).lstrip(".")
+    key = hashlib.sha256(f"{url}\n{checksum.describe()}".encode()).hexdigest()[:16]
+    return f"{key}-{base[-80:] or 'download'}"
+
+
+def fetch_url(url: str, *, sha256: str | None = None, md5: str | None = None, pin: bool = False,
+              allow_http: bool = False, progress: bool | None = None, max_bytes: int | None = None) -> Path:
+    """fetch() for one URL given by the user: its checksum from the arguments or the URL's fragment
+    (see split_url_checksum), required; cached under url_filename."""
+    url, found = split_url_checksum(url)
+    sha256, md5, pin = sha256 or found.get("sha256"), md5 or found.get("md5"), pin or found.get("pin", False)
+    if not (sha256 or md5 or pin):
+        raise UsageError(f"Weights from a URL need a checksum so a wrong file is never loaded. Received: {url} "
+                         f"without one. Append #sha256=HASH to the URL (or pass --sha256 HASH); "
+                         f"#pin records the sha256 of the first download instead.")
+    checksum = Checksum(sha256=sha256, md5=md5, pin=pin and not (sha256 or md5))
+    path = fetch([url], filename=url_filename(url, checksum), sha256=sha256, md5=md5, pin=checksum.pin,
+                 allow_http=allow_http, progress=progress, max_bytes=max_bytes)
+    if path.parent == cache_dir() and not pin_file(path).exists():  # so `zoo weights verify` can check it
+        write_text(pin_file(path), sha256_of(path) + "\n")
+    return path
 
 
 def fetch_row(row: dict[str, Any], part: dict[str, Any] | None = None, *, progress: bool | None = None) -> Path:
@@ -299,7 +449,8 @@ def fetch_row(row: dict[str, Any], part: dict[str, Any] | None = None, *, progre
     urls = list(part["urls"])
     filename = part.get("filename") or urllib.parse.urlsplit(urls[0]).path.rsplit("/", 1)[-1]
     return fetch(urls, filename=filename, sha256=part.get("sha256"), md5=part.get("md5"),
-                 sha256_prefix=part.get("sha256_prefix"), pin=bool(part.get("pin")), progress=progress)
+                 sha256_prefix=part.get("sha256_prefix"), pin=bool(part.get("pin")), progress=progress,
+                 max_bytes=part.get("size"))
 
 
 def cached_files() -> list[Path]:

@@ -39,7 +39,10 @@ _TRUSTED: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("zoo_t
 @contextlib.contextmanager
 def trusted_savedmodels(*paths: str | os.PathLike):
     """Allow `HubFeatureExtractor` layers reading these SavedModel folders to deserialize in safe mode."""
-    token = _TRUSTED.set(_TRUSTED.get() | {str(Path(p).resolve()) for p in paths})
+    names = set()
+    for p in paths:  # the handle as given, its absolute path and its real path: any of them matches later
+        names |= {os.fspath(p), os.path.abspath(os.path.expanduser(os.fspath(p))), str(Path(p).expanduser().resolve())}
+    token = _TRUSTED.set(_TRUSTED.get() | names)
     try:
         yield
     finally:
@@ -90,6 +93,31 @@ def resolve_handle(handle: str | os.PathLike) -> Path:
         raise WeightsError(f"Could not resolve TF-Hub handle {text} ({type(exc).__name__}: {exc}). Download the "
                            f"module by hand and pass its extracted folder; TF-Hub's cache is {cached.parent} "
                            f"(TFHUB_CACHE_DIR).") from None
+
+
+def signature_input_shape(handle: str | os.PathLike) -> tuple[int, int, int] | None:
+    """(H, W, C) of a local SavedModel's single image input, read from its signatures in saved_model.pb
+    (nothing is loaded or run); None when the folder has no such fixed-size signature."""
+    pb = Path(os.fspath(handle)).expanduser() / "saved_model.pb"
+    if not pb.is_file():
+        return None
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    try:
+        proto.ParseFromString(pb.read_bytes())
+    except Exception:  # protobuf's DecodeError: resolve_handle reports a damaged folder in its words
+        return None
+    for graph in proto.meta_graphs:
+        keys = [k for k in ("serving_default", "serve") if k in graph.signature_def] + sorted(graph.signature_def)
+        for key in keys:
+            inputs = graph.signature_def[key].inputs
+            if len(inputs) != 1:
+                continue
+            dims = [d.size for d in next(iter(inputs.values())).tensor_shape.dim]
+            if len(dims) == 4 and all(d > 0 for d in dims[1:]):
+                return int(dims[1]), int(dims[2]), int(dims[3])
+    return None
 
 
 def _pb_sha256(folder: Path) -> str:
@@ -175,12 +203,15 @@ class HubFeatureExtractor(keras.layers.Layer):
 
         config = dict(config)
         pinned = config.pop("saved_model_sha256", None)
-        path = resolve_handle(config["handle"])
-        trusted = str(path.resolve()) in _TRUSTED.get()
+        handle = os.fspath(config["handle"])
+        # Decided from the handle's text alone: an untrusted handle is refused before it is resolved,
+        # so a hostile file never makes zoo open a URL or unpack an archive.
+        trusted = {handle, os.path.abspath(os.path.expanduser(handle))} & _TRUSTED.get()
         if serialization_lib.in_safe_mode() is not False and not trusted:
-            raise UsageError(f"This model contains SavedModel {path} (graph code from outside the .keras file), "
-                             f"which safe mode does not load. If you trust it: "
-                             f"`with zoo.pretrained.hub.trusted_savedmodels({str(path)!r}): zoo.load_model(...)`.")
+            raise UsageError(f"This model contains SavedModel {handle[:200]!r} (graph code from outside the .keras "
+                             f"file), which safe mode does not load. If you trust it: "
+                             f"`with zoo.pretrained.hub.trusted_savedmodels({handle[:200]!r}): zoo.load_model(...)`.")
+        path = resolve_handle(handle)
         if pinned and _pb_sha256(path) != pinned:
             raise WeightsError(f"SavedModel {path} changed since this model was saved (saved_model.pb sha256 "
                                f"differs). Restore the original SavedModel or rebuild the model.")

@@ -105,9 +105,9 @@ def _resolve(spec, weights: str | os.PathLike, *, pretrained, include_top: bool 
     if row is not None:
         return _from_row(spec, row, include_top=include_top)
     if text.startswith(("https://", "http://")):
-        from zoo.pretrained.fetch import fetch
+        from zoo.pretrained.fetch import fetch_url
 
-        path = fetch([text], filename=text.rstrip("/").rsplit("/", 1)[-1].split("?")[0], pin=True)
+        path = fetch_url(text)
         return _from_file(spec, pretrained, path, origin=text)
     path = Path(text).expanduser()
     if path.is_file():

@@ -9,7 +9,6 @@ task plots).
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -55,6 +54,9 @@ def finetune(model, data: str | os.PathLike, *, out: str | os.PathLike, epochs: 
         state = check_out(out, setup.opts)  # again, under the lock
         if setup.opts.overwrite and not setup.opts.resume:
             _remove_artefacts(out)
+        from zoo.ownership import mark_owned
+
+        mark_owned(out, "finetune")  # from here on OUT is a zoo run that --resume/--overwrite may act on
         with policy(setup.precision):
             keras_model, meta, run = _build(setup, task_data, out)
             if setup.opts.lr == "find" and not state:
@@ -234,19 +236,35 @@ def resolve_model_ref(model, task: str | None) -> tuple[Any, str]:
 
 
 def check_out(out: Path, opts: TrainOptions) -> dict | None:
-    """The resume state, or None for a fresh run; refuses an OUT holding another run."""
+    """The resume state, or None for a fresh run; refuses an OUT holding another run, and refuses
+    --resume/--overwrite on a folder that is not a zoo run (nothing is touched)."""
+    from zoo.ownership import MARK, is_owned
+
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {str(out)!r} is a file. Give a directory for the model.")
     if not out.exists():
         return None
+    present = [p.name for p in out.iterdir() if p.name not in (ck.LOCK, MARK)]
+    if not present:
+        return None
+    if not is_owned(out, "finetune"):
+        flag = "--resume" if opts.resume else "--overwrite" if opts.overwrite else None
+        if flag:
+            raise UsageError(f"{flag} refused: --out {str(out)!r} is not a zoo finetune run (no {MARK} mark) and "
+                             f"zoo never deletes files it did not write; nothing was touched. Choose another --out.")
+        raise UsageError(f"--out {str(out)!r} already holds {len(present)} entries ({', '.join(sorted(present)[:3])}...) "
+                         f"and is not a zoo run. Choose another --out.")
+    links = [name for name in ARTEFACTS if (out / name).is_symlink()]
+    if links:
+        raise UsageError(f"--out {str(out)!r} has a symbolic link where zoo writes {links[0]!r}; zoo never follows "
+                         f"links to remove or replace files. Remove the link or choose another --out.")
     state = ck.read_state(out)
-    present = [p.name for p in out.iterdir() if p.name != ck.LOCK]
     if opts.resume:
         if state is None and (out / "model.keras").exists():
             raise UsageError(f"--out {str(out)!r} holds a finished run, nothing to resume. "
                              f"Use --overwrite to train again or choose another --out.")
         return state
-    if present and not opts.overwrite:
+    if not opts.overwrite:
         what = "a run in progress (checkpoint/)" if state else f"{len(present)} entries ({', '.join(sorted(present)[:3])}...)"
         raise UsageError(f"--out {str(out)!r} already holds {what}. Pass --resume to continue it, "
                          f"--overwrite to replace it, or choose another --out.")
@@ -254,12 +272,9 @@ def check_out(out: Path, opts: TrainOptions) -> dict | None:
 
 
 def _remove_artefacts(out: Path) -> None:
-    for name in ARTEFACTS:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+    from zoo.ownership import remove_owned
+
+    remove_owned(out, ARTEFACTS)
 
 
 def resolve_input_shape(arch, opts: TrainOptions, *, data=None) -> tuple[int, int, int]:
@@ -276,7 +291,10 @@ def resolve_input_shape(arch, opts: TrainOptions, *, data=None) -> tuple[int, in
     if kind == "model":
         shape = tuple(arch.input_shape[1:])
     elif kind == "hub":
-        shape = (size or 224, size or 224, 3)
+        from zoo.pretrained.hub import signature_input_shape
+
+        # without --image-size, the SavedModel's own signature says what it takes
+        shape = (size, size, 3) if size else signature_input_shape(str(arch)[4:]) or (224, 224, 3)
     elif kind == "saved":
         from zoo.modeldir import read_meta
 
@@ -342,7 +360,9 @@ def _write_outputs(model, meta, hooks, data, run, out: Path, worker) -> None:
     write_model_dir(model, out, meta)
     draw_curves(run.history, out / "curves.png", best_epoch=run.best.get("epoch") if run.val is not None else None)
     hooks.report(model, meta, data, out)
-    shutil.rmtree(out / ck.CKPT_DIR, ignore_errors=True)  # the run is complete: model.keras supersedes it
+    from zoo.ownership import remove_owned
+
+    remove_owned(out, [ck.CKPT_DIR])  # the run is complete: model.keras supersedes it
 
 
 def summary_table(meta: dict, out: Path) -> None:

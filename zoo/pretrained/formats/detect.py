@@ -21,9 +21,9 @@ def _is_safetensors(head: bytes, size: int) -> bool:
 
 
 def _hdf5_layout(path: Path) -> str:
-    import h5py
+    from zoo.pretrained.formats.keras_h5 import open_h5
 
-    with h5py.File(path, "r") as f:
+    with open_h5(path) as f:
         root = f["model_weights"] if "model_weights" in f else f
         if "layer_names" in root.attrs:
             return "keras_legacy_h5"

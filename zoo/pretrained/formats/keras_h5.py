@@ -11,17 +11,85 @@ from zoo.errors import WeightsError
 KERAS_ARCHIVE_WEIGHTS = "model.weights.h5"  # the weights inside a Keras 3 .keras zip
 
 
+# gzip, HDF5's usual filter, cannot shrink data much beyond 1032:1; a dataset declaring more bytes
+# than that times what it stores is filled from nothing (the fill value): a memory bomb.
+MAX_INFLATE = 1100
+MAX_OBJECTS = 200_000  # groups + datasets walked before a file is judged hostile
+
+
 def open_h5(path: str | Path):
-    """h5py.File for a .h5 file, or for the weights inside a .keras archive (read in memory, never unpickled)."""
+    """h5py.File for a .h5 file, or for the weights inside a .keras archive (read in memory, never
+    unpickled), checked by `check_h5` before any dataset is read."""
     import io
     import zipfile
 
     import h5py
 
     if zipfile.is_zipfile(path):
+        from zoo.safety import check_zip
+
         with zipfile.ZipFile(path) as archive:
-            return h5py.File(io.BytesIO(archive.read(KERAS_ARCHIVE_WEIGHTS)), "r")
-    return h5py.File(path, "r")
+            check_zip(archive, path)
+            data = archive.read(KERAS_ARCHIVE_WEIGHTS)
+        f = h5py.File(io.BytesIO(data), "r")
+        budget = len(data)
+    else:
+        f = h5py.File(path, "r")
+        budget = Path(path).stat().st_size
+    try:
+        check_h5(f, path, file_size=budget)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def check_h5(f, origin, *, file_size: int) -> None:
+    """Refuse an HDF5 file whose reading could pull in bytes from elsewhere or more memory than it holds.
+
+    As h5py's own guidance for untrusted files: no external links or soft links (they name other
+    files or make cycles), no dataset with HDF5 external storage (its bytes come from any local file,
+    even a FIFO) and no virtual dataset (mapped from other files). Each dataset's declared size is
+    held to the bytes it actually stores (at most MAX_INFLATE times more when compressed), and all
+    stored bytes together to the file's size, before a single dataset is read.
+    """
+    import h5py
+
+    def refuse(name: str, why: str):
+        raise WeightsError(f"Refusing {origin}: {name!r} {why}. zoo reads only self-contained weights files; "
+                           f"save the weights again with model.save_weights().")
+
+    stored, seen, stack = 0, 0, [f]
+    while stack:
+        group = stack.pop()
+        for key in group:
+            seen += 1
+            if seen > MAX_OBJECTS:
+                refuse(group.name, f"holds more than {MAX_OBJECTS} objects")
+            link = group.get(key, getlink=True)
+            name = f"{group.name.rstrip('/')}/{key}"
+            if isinstance(link, h5py.ExternalLink):
+                refuse(name, f"is an external link to {link.filename!r}")
+            if isinstance(link, h5py.SoftLink):
+                refuse(name, "is a soft link")
+            item = group[key]
+            if isinstance(item, h5py.Group):
+                stack.append(item)
+                continue
+            if not isinstance(item, h5py.Dataset):
+                refuse(name, "is neither a group nor a dataset")
+            if item.is_virtual:
+                refuse(name, "is a virtual dataset (mapped from other files)")
+            if item.id.get_create_plist().get_external_count():
+                refuse(name, "uses HDF5 external storage (its bytes live in another file)")
+            declared = int(item.size or 0) * int(item.dtype.itemsize)
+            size = int(item.id.get_storage_size())
+            stored += size
+            limit = size if item.chunks is None and item.compression is None else MAX_INFLATE * size + (1 << 20)
+            if declared > limit and declared > 1 << 16:
+                refuse(name, f"declares {declared} bytes of data ({item.shape}) but stores {size}")
+    if stored > file_size:
+        refuse("/", f"claims {stored} bytes of data in a file of {file_size} bytes")
 
 
 def _text(value) -> str:

@@ -88,7 +88,7 @@ def _parse_token(lines: list[str], counts: dict) -> list[tuple[str, str, int]]:
 def _parse_csv(lines: list[str], counts: dict) -> list[tuple[str, str, int]]:
     rows = []
     reader = csv.reader(io.StringIO("\n".join(lines)))
-    for number, row in enumerate(reader, 1):
+    for number, row in enumerate(_csv_rows(reader), 1):
         if not row or not "".join(row).strip():
             continue
         if number == 1 and [c.strip().lower() for c in row[:2]] in (["image", "caption"], ["path", "caption"],
@@ -102,11 +102,27 @@ def _parse_csv(lines: list[str], counts: dict) -> list[tuple[str, str, int]]:
     return rows
 
 
+def _csv_rows(reader):
+    """The reader's rows; a field past csv's size limit (131,072 characters) is one DataError line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(f"captions CSV line {reader.line_num} cannot be read ({exc}). Expected lines "
+                            f"`image,caption` with captions of ordinary length.") from None
+        yield row
+
+
 def _parse_coco(path: Path, counts: dict) -> list[tuple[str, str, int]]:
     try:
         doc = json.loads("\n".join(_text(path)))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path.name} is not valid JSON (line {exc.lineno}: {exc.msg}). "
+                        f"Give a COCO captions file with 'images' and 'annotations'.") from None
+    except RecursionError:  # nested deeper than Python's JSON parser goes
+        raise DataError(f"{path.name} is nested too deeply to be a COCO captions file. "
                         f"Give a COCO captions file with 'images' and 'annotations'.") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) or not isinstance(doc.get("annotations"), list):
         raise DataError(f"{path.name} must be a COCO captions JSON object with 'images' and 'annotations' lists.")

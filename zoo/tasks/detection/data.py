@@ -247,8 +247,9 @@ def _read_coco(root: Path, labels: list[str] | None, counter: _Counter) -> Detec
         annotations = data.get("annotations", [])
         if not all(isinstance(v, list) and all(isinstance(r, dict) for r in v) for v in (image_rows, annotations)):
             raise TypeError("'images' and 'annotations' must be lists of objects")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
-        raise DataError(f"{path}: not a COCO detection JSON ({type(exc).__name__}: {exc}).") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than Python's parser goes (a hostile 1000-deep file)
+        raise DataError(f"{path}: not a COCO detection JSON ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}).") from None
     labels = list(labels) if labels is not None else [categories[k] for k in sorted(categories)]
     index = {name: i for i, name in enumerate(labels)}
     by_image: dict[int, list[dict]] = {}

@@ -29,23 +29,39 @@ def single_output(outputs: Any) -> np.ndarray:
 
     scores = first_output(outputs)
     if scores.ndim != 4:
-        raise ValueError(f"A segmentation model must output (batch, height, width, classes); got shape {scores.shape}.")
+        from zoo.errors import UsageError
+
+        raise UsageError(f"A segmentation model must output (batch, height, width, classes); this one outputs shape "
+                         f"{tuple(scores.shape)}. If it is not a segmentation model, fix `task` in its metadata.json.")
     return scores
 
 
 def scores_to_mask(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(h, w, C) class scores -> (H, W) class indices at `size`, resizing each class map bilinearly
-    first (smoother borders than resizing the argmax)."""
+    first (smoother borders than resizing the argmax).
+
+    The argmax runs one class at a time (best score so far + its index), so a 12 MP photo through a
+    21-class model holds two full-size score maps, never all 21 at once.
+    """
     from PIL import Image
 
     scores = np.asarray(scores, np.float32)
     height, width = int(size[0]), int(size[1])
-    if scores.shape[:2] != (height, width):
-        scores = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(scores[:, :, c]), mode="F")
-                                      .resize((width, height), Image.Resampling.BILINEAR))
-                           for c in range(scores.shape[2])], axis=-1)
     dtype = np.uint8 if scores.shape[2] <= 256 else np.uint16
-    return scores.argmax(axis=-1).astype(dtype)
+    if scores.shape[:2] == (height, width):
+        return scores.argmax(axis=-1).astype(dtype)
+    best = mask = None
+    for c in range(scores.shape[2]):
+        score = np.asarray(Image.fromarray(np.ascontiguousarray(scores[:, :, c]), mode="F")
+                           .resize((width, height), Image.Resampling.BILINEAR))
+        if best is None:
+            best, mask = score.copy(), np.zeros((height, width), dtype)
+            continue
+        better = score > best  # strict: ties keep the lower class, as argmax does
+        np.copyto(best, score, where=better)
+        mask[better] = c
+        del better
+    return mask
 
 
 def class_fractions(mask: np.ndarray, labels: list[str]) -> dict[str, float]:
