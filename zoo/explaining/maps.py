@@ -146,14 +146,14 @@ def _target_index(target: Any, meta: dict) -> int:
 
 
 def _anchor_count(model, meta: dict) -> int:
-    from zoo.tasks.detection import model_anchors
+    from zoo.tasks.detection.predict import model_anchors
 
     return len(model_anchors(meta, int(model.outputs[0].shape[-1])))
 
 
 def _choose_boxes(raw, infos, meta, task, class_index, box, options):
     """Per image: the record fields of the chosen detection (or an error) and its (anchor, class)."""
-    from zoo.tasks.detection import detection_options, model_anchors
+    from zoo.tasks.detection.predict import model_anchors, thresholds as detection_options
     from zoo.tasks.detection_boxes import decode, detect
 
     raw = np.asarray(raw[0] if isinstance(raw, (list, tuple)) else raw)
@@ -182,9 +182,8 @@ def _choose_boxes(raw, infos, meta, task, class_index, box, options):
 
 
 def _explain_chunk(chunk, *, explainer, meta, task, method, save_dir, save_raw, sanity, return_maps, choose, layer):
-    from zoo.inference import original_loader
-
     from zoo.explaining import render
+    from zoo.inference import original_loader
 
     input_hw = tuple(meta["input_shape"][:2])
     good = [r for r in chunk if r[5] is None]

@@ -34,7 +34,8 @@ import keras
 
 from zoo.errors import UsageError
 from zoo.models.common import check_dropout, check_input_shape, make_options
-from zoo.models.show_and_tell import _backbone
+from zoo.models.show_and_tell import TINY, _backbone, _check_input_shape
+from zoo.models.spec import BackboneRequest
 
 PAPER = ("Xu et al. 2015, Show, Attend and Tell: Neural Image Caption Generation with Visual Attention "
          "(arXiv 1502.03044)")
@@ -238,6 +239,19 @@ def build_from_config(config: ShowAttendTellConfig, *, input_shape=(224, 224, 3)
     tokens = keras.Input((caption_length,), dtype="int32", name="tokens")
     logits = decoder([encoder(image), tokens])
     return keras.Model([image, tokens], logits, name=name)
+
+
+def backbone_request(variant: str = "show_attend_tell", *, num_classes: int | None = None, input_shape=None,
+                     include_top: bool = True, include_preprocessing: bool = True, preprocessing=None,
+                     classifier_activation: str | None = None, caption_length: int | None = None,
+                     **options: Any) -> BackboneRequest | None:
+    """The backbone zoo.registry builds for `build` (same arguments); None for the "tiny" encoder."""
+    if num_classes:
+        options.setdefault("vocab_size", int(num_classes))
+    config = make_config(variant, **options)
+    if config.backbone == TINY:
+        return None
+    return BackboneRequest(config.backbone, config.backbone_weights, _check_input_shape(input_shape or (224, 224, 3)))
 
 
 def build(variant: str = "show_attend_tell", *, num_classes: int | None = None, input_shape=None,

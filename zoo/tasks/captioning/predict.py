@@ -122,7 +122,7 @@ def attention_records(tokens: Sequence[str], maps: np.ndarray, info: dict, input
     most-attended cell, in pixels of the original image (the resize undone). Padding and <start>,
     which a caption leaves out, are dropped from both."""
     from zoo.tasks.captioning.text import PAD, START
-    from zoo.tasks.detection import to_original
+    from zoo.tasks.detection.predict import to_original
 
     keep = [i for i, word in enumerate(tokens) if word not in (PAD, START)]
     maps = np.asarray(maps, "float32")[keep]
