@@ -12,7 +12,7 @@ import sys
 import click
 
 from zoo.cli.common import console, is_tty, quiet_tensorflow
-from zoo.cli.predict import _progress, user_errors
+from zoo.cli.predict import _progress
 
 METHOD_CHOICES = ["gradcam", "gradcam++", "saliency", "smoothgrad", "integrated-gradients"]
 
@@ -73,34 +73,33 @@ def explain_cmd(sources, model, weights, method, target, layer, box, fmt, save_d
         raise click.UsageError("--neurons starts from noise and takes no SOURCE; add --dream to dream on the images.")
     if dream and not sources:
         raise click.UsageError("--dream needs SOURCE images to dream on.")
-    with user_errors():
-        if dream or neurons is not None:
-            failed = _neurons_or_dream(sources, model=model, weights=weights, spec=neurons, layer=layer, dream=dream,
-                                       steps=steps, save_dir=save_dir, batch_size=batch_size, recursive=recursive,
-                                       workers=workers, max_pixels=max_pixels, fmt=fmt)
-            if failed:
-                raise SystemExit(1)
-            return
-        from zoo.explaining import iter_explain
-        from zoo.inference import count_inputs
+    if dream or neurons is not None:
+        failed = _neurons_or_dream(sources, model=model, weights=weights, spec=neurons, layer=layer, dream=dream,
+                                   steps=steps, save_dir=save_dir, batch_size=batch_size, recursive=recursive,
+                                   workers=workers, max_pixels=max_pixels, fmt=fmt)
+        if failed:
+            raise SystemExit(1)
+        return
+    from zoo.explaining import iter_explain
+    from zoo.inference import count_inputs
 
-        options = {k: v for k, v in dict(conf=conf, iou=iou, max_det=max_det).items() if v is not None}
-        if steps is not None:
-            options["steps"] = steps
-        records = iter_explain(list(sources), model=model, weights=weights, method=method, target=target,
-                               layer=layer, box=box, save_dir=save_dir, save_raw=save_raw, sanity=sanity,
-                               batch_size=batch_size, recursive=recursive, workers=workers, max_pixels=max_pixels,
-                               samples=samples, noise=noise, **options)
-        total = count_inputs(list(sources), recursive=recursive) if is_tty(sys.stderr) else None
-        failed, correlations = _emit(records, fmt=fmt, total=total)
-        sanity_failed = False
-        if sanity:
-            from zoo.explaining.sanity import DEFAULT_THRESHOLD, verdict
+    options = {k: v for k, v in dict(conf=conf, iou=iou, max_det=max_det).items() if v is not None}
+    if steps is not None:
+        options["steps"] = steps
+    records = iter_explain(list(sources), model=model, weights=weights, method=method, target=target,
+                           layer=layer, box=box, save_dir=save_dir, save_raw=save_raw, sanity=sanity,
+                           batch_size=batch_size, recursive=recursive, workers=workers, max_pixels=max_pixels,
+                           samples=samples, noise=noise, **options)
+    total = count_inputs(list(sources), recursive=recursive) if is_tty(sys.stderr) else None
+    failed, correlations = _emit(records, fmt=fmt, total=total)
+    sanity_failed = False
+    if sanity:
+        from zoo.explaining.sanity import DEFAULT_THRESHOLD, verdict
 
-            threshold = DEFAULT_THRESHOLD if sanity_threshold is None else sanity_threshold
-            passed, line = verdict(correlations, method=method.lower(), threshold=threshold)
-            click.echo(line, err=True)
-            sanity_failed = not passed
+        threshold = DEFAULT_THRESHOLD if sanity_threshold is None else sanity_threshold
+        passed, line = verdict(correlations, method=method.lower(), threshold=threshold)
+        click.echo(line, err=True)
+        sanity_failed = not passed
     if failed or sanity_failed:
         # SystemExit, not ctx.exit: zoo.cli.main runs click with standalone_mode=False
         raise SystemExit(1)

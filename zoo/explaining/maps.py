@@ -154,7 +154,7 @@ def _anchor_count(model, meta: dict) -> int:
 def _choose_boxes(raw, infos, meta, task, class_index, box, options):
     """Per image: the record fields of the chosen detection (or an error) and its (anchor, class)."""
     from zoo.tasks.detection.predict import model_anchors, thresholds as detection_options
-    from zoo.tasks.detection_boxes import decode, detect
+    from zoo.tasks.detection.boxes import decode, detect
 
     raw = np.asarray(raw[0] if isinstance(raw, (list, tuple)) else raw)
     options = {k: v for k, v in options.items() if v is not None}
