@@ -35,7 +35,7 @@ import keras
 from zoo.errors import UsageError
 from zoo.models.common import check_dropout, check_input_shape, make_options
 from zoo.models.show_and_tell import TINY, _backbone, _check_input_shape
-from zoo.models.spec import BackboneRequest
+from zoo.models.spec import BackboneRequest, PretrainedSpec
 
 PAPER = ("Xu et al. 2015, Show, Attend and Tell: Neural Image Caption Generation with Visual Attention "
          "(arXiv 1502.03044)")
@@ -239,6 +239,9 @@ def build_from_config(config: ShowAttendTellConfig, *, input_shape=(224, 224, 3)
     tokens = keras.Input((caption_length,), dtype="int32", name="tokens")
     logits = decoder([encoder(image), tokens])
     return keras.Model([image, tokens], logits, name=name)
+
+
+PRETRAINED = PretrainedSpec()  # weights come with the backbone (zoo's own .weights.h5 of a whole captioner loads by name)
 
 
 def backbone_request(variant: str = "show_attend_tell", *, num_classes: int | None = None, input_shape=None,
