@@ -104,19 +104,23 @@ def iter_explain(
     meta = {**meta, "input_shape": [height, width, channels]}
     explainer = explainer_for(keras_model, meta, method=method, layer=layer, task=task.name,
                               anchors=_anchor_count(keras_model, meta) if task.name == "detection" else None,
-                          options=MethodOptions(samples=samples, noise=noise, steps=steps))
+                              options=MethodOptions(samples=samples, noise=noise, steps=steps))
     class_index = _target_index(target, meta)
     if save_dir is not None:
         save_dir = Path(save_dir)
         save_dir.mkdir(parents=True, exist_ok=True)
+    forward = None
     if task.name == "detection":
         from zoo.inference import make_forward
 
         forward = make_forward(keras_model, meta)
-        choose = lambda batch, infos: _choose_boxes(forward(batch), infos, meta, task, class_index, box,  # noqa: E731
-                                                    task_options)
-    else:
-        choose = lambda batch, infos: ([{} for _ in infos], np.full(len(infos), class_index, np.int32))  # noqa: E731
+
+    def choose(batch, infos):
+        """Per image: the record fields fixed before explaining (or an error), and the targets."""
+        if forward is not None:
+            return _choose_boxes(forward(batch), infos, meta, task, class_index, box, task_options)
+        return [{} for _ in infos], np.full(len(infos), class_index, np.int32)
+
     context = dict(explainer=explainer, meta=meta, task=task, method=method, save_dir=save_dir, save_raw=save_raw,
                    sanity=sanity, return_maps=return_maps, choose=choose,
                    layer=explainer.layer.name if explainer.layer is not None else None)
