@@ -85,6 +85,9 @@ def tune(model, data: str | os.PathLike, *, out: str | os.PathLike, trials: int 
         from zoo.files import write_text
 
         write_text(out_dir / MARK, json.dumps(config, indent=1) + "\n")
+        from zoo.ownership import mark_owned
+
+        mark_owned(out_dir, "tune")  # the mark every zoo output folder carries
         return _search(config, role, workers, resuming=resuming, verbose=verbose)
 
 
@@ -204,12 +207,10 @@ def _claim(out: Path, config: dict[str, Any], *, resume: bool, overwrite: bool, 
                                  f"now {_short(config[key])}). Resume with the same settings, or pass --overwrite.")
         return True
     if overwrite:
-        for name in ARTEFACTS if remove else ():
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
+        if remove:
+            from zoo.ownership import remove_owned
+
+            remove_owned(out, ARTEFACTS)  # zoo's own names only, never through a link
         return False
     raise UsageError(f"--out {str(out)!r} already holds a zoo tune search. Pass --resume to continue it, "
                      f"--overwrite to replace it, or choose another --out.")
