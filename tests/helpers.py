@@ -202,12 +202,17 @@ def serve(folder=None, *, handler=None):
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def shapes_module():
-    """scripts/make_shapes_detection.py, the seeded synthetic VOC generator, loaded as a module."""
-    spec = importlib.util.spec_from_file_location("make_shapes_detection", ROOT / "scripts" / "make_shapes_detection.py")
+def script_module(name: str):
+    """scripts/<name>.py (the seeded synthetic data generators) loaded as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def shapes_module():
+    """scripts/make_shapes_detection.py, the seeded synthetic VOC generator."""
+    return script_module("make_shapes_detection")
 
 
 def raw_from_targets(targets: np.ndarray, anchors: np.ndarray, num_classes: int, confidence: float = 20.0):

@@ -8,21 +8,18 @@ scripts/pointing_game.py; its table is in the README.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import script_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 64
 
 
 def _shapes():
-    spec = importlib.util.spec_from_file_location("make_shapes_pointing", ROOT / "scripts" / "make_shapes_pointing.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script_module("make_shapes_pointing")
 
 
 def _tiny_cnn():

@@ -3,11 +3,11 @@ their errors, paired augmentation, and the predict side (masks at the original s
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import script_module
 
 from zoo.errors import UsageError
 
@@ -15,10 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("make_shapes_segmentation", ROOT / "scripts" / "make_shapes_segmentation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script_module("make_shapes_segmentation")
 
 
 # --------------------------------------------------------------------------- loss and metrics

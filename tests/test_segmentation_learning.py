@@ -7,12 +7,12 @@ classes, a short run, and a bar that an untrained model cannot pass.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import script_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 40
@@ -24,10 +24,7 @@ BAR = 0.5
 
 
 def _shapes():
-    spec = importlib.util.spec_from_file_location("make_shapes_segmentation", ROOT / "scripts" / "make_shapes_segmentation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script_module("make_shapes_segmentation")
 
 
 @pytest.fixture(scope="module")
