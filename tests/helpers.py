@@ -248,3 +248,26 @@ def write_colours(root: Path, *, per_class: int = 40, size: int = 64, seed: int 
             pixels = base + rng.normal(0, 20, (size, size, 3))
             Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{seed}_{i}.png")
     return root
+
+
+# --- captioning ---
+TINY_CAPTIONER = dict(backbone="tiny", vocab_size=20, embed_dim=16, units=16, tiny_width=4, dropout=0.3)
+
+
+def tiny_captioner(name: str = "show_and_tell", **kw):
+    """A seeded captioner on the tiny encoder at 32 px (`kw` overrides the small sizes)."""
+    import keras
+
+    import zoo
+
+    keras.utils.set_random_seed(0)
+    return zoo.build(name, input_shape=(32, 32, 3), **{**TINY_CAPTIONER, **kw})
+
+
+def caption_inputs(n=3, steps=6, seed=0):
+    """(images, tokens) for a captioner: random 32 px images and token rows starting with <start>."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0, 255, (n, 32, 32, 3)).astype("float32")
+    tokens = rng.integers(4, 20, (n, steps)).astype("int32")
+    tokens[:, 0] = 2  # <start>
+    return images, tokens

@@ -5,27 +5,18 @@ import math
 
 import numpy as np
 import pytest
+from helpers import TINY_CAPTIONER, caption_inputs, tiny_captioner
 
 from zoo.errors import UsageError
 
-TINY = dict(backbone="tiny", vocab_size=20, embed_dim=16, units=16, attention_dim=8, tiny_width=4, dropout=0.3)
+TINY = dict(TINY_CAPTIONER, attention_dim=8)
 
 
 def tiny_model(**kw):
-    import keras
-
-    import zoo
-
-    keras.utils.set_random_seed(0)
-    return zoo.build("show_attend_tell", input_shape=(32, 32, 3), **{**TINY, **kw})
+    return tiny_captioner("show_attend_tell", **{**TINY, **kw})
 
 
-def inputs(n=3, steps=6, seed=0):
-    rng = np.random.default_rng(seed)
-    images = rng.uniform(0, 255, (n, 32, 32, 3)).astype("float32")
-    tokens = rng.integers(4, 20, (n, steps)).astype("int32")
-    tokens[:, 0] = 2  # <start>
-    return images, tokens
+inputs = caption_inputs
 
 
 def attention_of(model, images, tokens):

@@ -35,7 +35,7 @@ import keras
 from zoo.errors import UsageError
 from zoo.models.common import check_dropout, check_input_shape, make_options
 from zoo.models.show_and_tell import TINY, _backbone, _check_input_shape
-from zoo.models.spec import BackboneRequest, PretrainedSpec
+from zoo.models.spec import BackboneRequest, PretrainedSpec, registry_build
 
 PAPER = ("Xu et al. 2015, Show, Attend and Tell: Neural Image Caption Generation with Visual Attention "
          "(arXiv 1502.03044)")
@@ -289,9 +289,9 @@ def ShowAttendTell(*, weights: str | None = "imagenet", backbone: str = "resnet5
     Returns:
         keras.Model [image, tokens] -> logits (batch, steps, vocab_size).
     """
-    config = make_config("show_attend_tell", backbone=backbone, backbone_weights=weights, vocab_size=vocab_size,
-                         **options)
-    return build_from_config(config, input_shape=input_shape, include_preprocessing=include_preprocessing)
+    # Through zoo.build, which builds the backbone the captioner stands on.
+    return registry_build("show_attend_tell", input_shape=input_shape, include_preprocessing=include_preprocessing,
+                          backbone=backbone, backbone_weights=weights, vocab_size=vocab_size, **options)
 
 
 def attention_grid(model) -> tuple[int, int]:
