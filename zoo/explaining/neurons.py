@@ -219,7 +219,7 @@ def neurons(model: Any, spec: str, *, weights: str | None = None, save_dir: str 
     save_dir = Path(save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
     path = artefact_path(save_dir, f"neurons_{layer.name}", suffix=".png")
-    save_image(neuron_grid(images, [f"{layer.name}:{c}" for c in channels]), path)
+    save_image(neuron_grid(images, [f"{layer.name} ch {c}" for c in channels]), path)
     return {"ok": True, "method": "neurons", "layer": layer.name, "channels": channels,
             "activation": [round(v, 4) for v in values], "grid": str(path)}
 
