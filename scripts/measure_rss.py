@@ -4,7 +4,7 @@
     python scripts/measure_rss.py --json     # one JSON object per case
     python scripts/measure_rss.py --root /path/to/other/checkout   # the same cases on another zoo
 
-Each measurement runs in a fresh Python process (ru_maxrss is a process's peak, so cases must not
+Each measurement runs in a fresh Python process (the peak RSS is a process's own, so cases must not
 share one). Cases (random weights: memory does not depend on their values, and nothing is downloaded):
 - crop: a 1 x 1,000,000 px PNG through resnet18 whose preprocessing resizes with `crop`
   (every ImageNet / torchvision row), against a 640 x 480 photo-sized image;
@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import json, resource, sys, tempfile
+import json, sys, tempfile
 from pathlib import Path
 import numpy as np
 from PIL import Image
@@ -42,6 +42,7 @@ for i, (h, w) in enumerate(sizes):
     Image.fromarray(base).resize((w, h), Image.Resampling.BILINEAR).save(work / f"img{i}.png")
     paths.append(str(work / f"img{i}.png"))
 import zoo
+from zoo.benchmark import peak_rss_mb
 from zoo.modeldir import attach_meta, get_meta
 
 model = zoo.build(arch, weights=None)
@@ -51,7 +52,7 @@ if resize != "-":
                                                   "crop_pct": 0.875}})
 records = zoo.predict(paths, model=model, batch_size=8, save_dir=str(work / "out") if save_dir else None)
 errors = [r["error"] for r in records if not r["ok"]]
-print(json.dumps({"mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "failed": len(errors),
+print(json.dumps({"mb": peak_rss_mb(), "failed": len(errors),
                   "error": errors[0] if errors else None}))
 """
 

@@ -15,6 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
+# The start of a script for `python -I` that must run without zoo: zoo is installed in CI's
+# environment, so the script blocks it (None in sys.modules makes every `import zoo...` raise
+# ModuleNotFoundError, Keras's own imports included) and checks that it is blocked.
+BLOCK_ZOO = """
+import sys
+sys.modules["zoo"] = None
+try:
+    import zoo
+except ModuleNotFoundError:
+    pass
+else:
+    sys.exit("zoo is still importable: " + str(zoo))
+"""
+
 # --- fine-tuning: datasets, CLI runs, history ---
 
 

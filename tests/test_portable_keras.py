@@ -11,17 +11,11 @@ import numpy as np
 import pytest
 
 import zoo
+from helpers import BLOCK_ZOO
 
-# Runs with `python -I` (no PYTHONPATH, no user site, no current directory on sys.path) from a
-# folder without zoo: it must fail to import zoo, then load each model and save its outputs.
-_LOAD_WITHOUT_ZOO = """
-import sys
-try:
-    import zoo
-except ImportError:
-    pass
-else:
-    sys.exit("zoo is importable here: " + zoo.__file__)
+# Runs with `python -I` where zoo cannot be imported (installed or not: sys.modules["zoo"] = None
+# makes every `import zoo...` fail, Keras's own included), then loads each model and saves its outputs.
+_LOAD_WITHOUT_ZOO = BLOCK_ZOO + """
 import numpy as np
 import keras
 for path in sys.argv[1:]:

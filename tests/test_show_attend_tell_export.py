@@ -8,20 +8,16 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import BLOCK_ZOO
 from zoo.errors import UsageError
 
 VOCAB = ["", "[UNK]", "<start>", "<end>"] + [f"w{i}" for i in range(12)]
 
 # Runs in `python -I` (no PYTHONPATH, no current directory on sys.path): TensorFlow and numpy only.
-ALONE = """
+ALONE = BLOCK_ZOO + """
 import json, sys
 import numpy as np
 import tensorflow as tf
-try:
-    import zoo
-    sys.exit("zoo must not be importable here")
-except ModuleNotFoundError:
-    pass
 captioner = tf.saved_model.load(sys.argv[1])
 images = tf.constant(np.load(sys.argv[2]).astype("float32"))
 runs = {"caption": captioner.caption(images), "greedy": captioner.greedy(images, tf.constant(6)),

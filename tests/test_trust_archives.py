@@ -110,7 +110,9 @@ def test_predict_image_urls_are_https_only_except_loopback(monkeypatch):
     calls = []
     import urllib.request
 
-    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError("x")))
+    # Every connection goes through an OpenerDirector (zoo's opener checks each redirect hop).
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open",
+                        lambda self, *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError("x")))
     with pytest.raises(ImageError, match="https"):
         read_url("http://images.example.org/cat.jpg")
     assert calls == []  # refused before any connection

@@ -108,13 +108,13 @@ def test_max_pixels_minus_one_is_a_usage_error_not_off(tmp_path):
 
 
 CROP_RSS = """
-import resource, sys
 import numpy as np
+from zoo.benchmark import peak_rss_mb
 from zoo.data.images import resize_for_model
 image = np.full((1, 1_000_000, 3), 200, np.uint8)
 out, info = resize_for_model(image, (224, 224), resize="crop", crop_pct=0.875)
 assert out.shape == (224, 224, 3), out.shape
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(int(peak_rss_mb()))
 """
 
 

@@ -88,9 +88,20 @@ def _max_mhz() -> float | None:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB since it started its program.
+
+    Linux: VmHWM of /proc/self/status, the high-water mark of this program's own memory.
+    ru_maxrss is not: Linux carries it across exec, so a child started by a large parent
+    (pytest after an hour of tests) reports the parent's peak."""
     import resource
     import sys
 
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(rss / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
