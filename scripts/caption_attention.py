@@ -96,8 +96,9 @@ def pointing(records: list[dict], items: list[tuple[Path, list[str]]]) -> dict:
 def make_data(root: Path, *, count: int, held_out: int, size: int, seed: int, **shape_options) -> None:
     from make_shapes_captions import make
 
-    make(root / "train", count=count, size=size, seed=seed, **shape_options)
-    make(root / "test", count=held_out, size=size, seed=seed + 1000, **shape_options)
+    for name, n, s in (("train", count, seed), ("test", held_out, seed + 1000)):
+        if not (root / name / "captions.txt").is_file():  # seeded: a rerun would write the same files
+            make(root / name, count=n, size=size, seed=s, **shape_options)
 
 
 def train_and_score(arch: str, root: Path, *, size: int, backbone: str, epochs: int, lr: float, batch_size: int,
@@ -112,10 +113,17 @@ def train_and_score(arch: str, root: Path, *, size: int, backbone: str, epochs: 
 
     keras.utils.set_random_seed(seed)
     t0 = time.perf_counter()
-    zoo.finetune(arch, root / "train", out=root / arch, backbone=backbone, image_size=size, weights="none",
-                 epochs=epochs, lr=lr, batch_size=batch_size, early_stopping=None, weight_decay=0.0, augment="none",
-                 seed=seed, verbose=verbose, task_options=task_options)
-    result: dict = {"train_seconds": round(time.perf_counter() - t0, 1), "options": task_options}
+    out = root / arch
+    result: dict = {"options": task_options}
+    if not (out / "model.keras").is_file():
+        # A run stopped part-way (the machine is shared; this takes hours) continues from its last epoch.
+        checkpoint = out / "checkpoint" / "state.json"
+        if checkpoint.is_file():
+            result["resumed_after_epoch"] = json.loads(checkpoint.read_text())["epoch"]
+        zoo.finetune(arch, root / "train", out=out, backbone=backbone, image_size=size, weights="none", epochs=epochs,
+                     lr=lr, batch_size=batch_size, early_stopping=None, weight_decay=0.0, augment="none", seed=seed,
+                     verbose=verbose, task_options=task_options, resume=checkpoint.is_file())
+    result["train_seconds"] = round(time.perf_counter() - t0, 1)
     model = zoo.load_model(root / arch)
     meta = get_meta(model)
     for beam in (1, 3):
