@@ -114,3 +114,54 @@ def test_keras_model_file_whose_weights_use_external_storage_is_refused(tmp_path
             dst.writestr(info.filename, data)
     with pytest.raises(ZooError, match="external storage"):
         zoo.load_model(evil)
+
+
+def _lenet_file_with(tmp_path, key, elements):
+    """The shipped-architecture lenet5's own .weights.h5, plus `key` holding `elements` zeros stored
+    gzip-compressed (about 1 KB per MB declared: within what check_h5 allows for compressed data)."""
+    import zoo
+
+    path = tmp_path / "lenet5.weights.h5"
+    zoo.build("lenet5", weights=None).save_weights(path)
+    with h5py.File(path, "a") as f:
+        if key in f:
+            del f[key]
+        f.create_dataset(key, data=np.zeros(elements, "f4"), chunks=(1 << 20,), compression="gzip",
+                         compression_opts=9)
+    return path
+
+
+def test_h5_tensor_far_larger_than_the_model_is_refused_before_it_is_read(tmp_path):
+    """A dataset of the model's own layer declaring 200 MB for a model of 60 k parameters: refused from
+    its declared size (and never allocated), not read and then found the wrong shape."""
+    import tracemalloc
+
+    path = _lenet_file_with(tmp_path, "layers/conv2d/vars/0", 50_000_000)
+    assert path.stat().st_size < 2 << 20
+    import zoo
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ZooError, match=r"declare 50,061,556 values where the model.s layers hold 61,706") as err:
+            zoo.build("lenet5", weights=str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 << 20, peak
+    assert "\n" not in str(err.value).strip()
+
+
+def test_h5_tensors_of_layers_the_model_lacks_are_never_read(tmp_path):
+    import tracemalloc
+
+    import zoo
+
+    path = _lenet_file_with(tmp_path, "layers/no_such_layer/vars/0", 50_000_000)
+    tracemalloc.start()
+    try:
+        model = zoo.build("lenet5", weights=str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 << 20, peak
+    assert "no_such_layer" in model._zoo_load_report.unused

@@ -73,7 +73,7 @@ def _read_tensors(model, source) -> tuple[dict[str, list[np.ndarray]], list[str]
     if fmt == "keras_legacy_h5":
         from zoo.pretrained.formats.keras_h5 import read_legacy
 
-        return read_legacy(source.path), []
+        return read_legacy(source.path, model)
     if fmt in ("safetensors", "torch"):
         from zoo.pretrained.convert_torch import to_layers
         from zoo.pretrained.formats.torch_sd import read_state_dict

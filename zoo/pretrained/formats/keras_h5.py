@@ -96,21 +96,28 @@ def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def read_legacy(path: str | Path) -> dict[str, list[np.ndarray]]:
+def read_legacy(path: str | Path, model) -> tuple[dict[str, list[np.ndarray]], list[str]]:
     """Legacy layout (tf.keras `save_weights('x.h5')`, keras.applications files): one group per
-    layer name with attribute `weight_names` giving the order of its datasets.
+    layer name with attribute `weight_names` giving the order of its datasets. Returns the arrays of
+    `model`'s layers and the names of the file's other layers (never read).
 
     Keras 2 named some layers with a slash ("conv1/conv" in DenseNet); Keras 3 and zoo use "_".
     """
-    out: dict[str, list[np.ndarray]] = {}
+    names = {layer.name for layer in model.layers}
     with open_h5(path) as f:
         root = f["model_weights"] if "model_weights" in f else f
+        wanted, unused = {}, []
         for layer_name in (_text(n) for n in root.attrs["layer_names"]):
             group = root[layer_name]
-            names = [_text(n) for n in group.attrs.get("weight_names", [])]
-            if names:
-                out[layer_name.replace("/", "_")] = [np.asarray(group[n]) for n in names]
-    return out
+            datasets = [group[_text(n)] for n in group.attrs.get("weight_names", [])]
+            if not datasets:
+                continue
+            name = layer_name.replace("/", "_")
+            if name in names:
+                wanted[name] = datasets
+            else:
+                unused.append(name)
+        return _read_within(wanted, model, path), unused
 
 
 def keras3_keys(model) -> dict[str, object]:
@@ -135,30 +142,38 @@ def keras3_keys(model) -> dict[str, object]:
     return keys
 
 
-def read_keras3(path: str | Path) -> dict[str, list[np.ndarray]]:
-    """Keras 3 layout: `layers/<class key>/vars/<i>`; keys as in `keras3_keys`."""
-    out: dict[str, list[np.ndarray]] = {}
+def read_keras3_for(path: str | Path, model) -> tuple[dict[str, list[np.ndarray]], list[str]]:
+    """Keras 3 file (`layers/<class key>/vars/<i>`, keys as in `keras3_keys`) -> {layer name: arrays}
+    for `model`; also the file keys no layer claims (never read)."""
+    keys = keras3_keys(model)
     with open_h5(path) as f:
         if "layers" not in f:
             raise WeightsError(f"{path} has no 'layers' group: it was not written by a Keras 3 functional model.")
+        wanted, unused = {}, []
         for key, group in f["layers"].items():
-            if "vars" not in group:
+            if "vars" not in group or not len(group["vars"]):
                 continue
-            arrays = [np.asarray(group["vars"][str(i)]) for i in range(len(group["vars"]))]
-            if arrays:
-                out[key] = arrays
-    return out
+            layer = keys.get(key)
+            if layer is None:
+                unused.append(key)
+            else:
+                wanted[layer.name] = [group["vars"][str(i)] for i in range(len(group["vars"]))]
+        return _read_within(wanted, model, path), unused
 
 
-def read_keras3_for(path: str | Path, model) -> tuple[dict[str, list[np.ndarray]], list[str]]:
-    """Keras 3 file -> {layer_name: arrays} for `model`; also the file keys no layer claims."""
-    by_key = read_keras3(path)
-    keys = keras3_keys(model)
-    out, unused = {}, []
-    for key, arrays in by_key.items():
-        layer = keys.get(key)
-        if layer is None:
-            unused.append(key)
-        else:
-            out[layer.name] = arrays
-    return out, unused
+# The datasets read for a model may declare at most this many values beyond twice the model's own
+# parameters: room for a larger classifier head (1000 ImageNet classes into a 10-class model) and a
+# 3-channel first conv adapted to gray input, never gigabytes for a model of megabytes.
+READ_SLACK = 1 << 24
+
+
+def _read_within(wanted: dict[str, list], model, origin) -> dict[str, list[np.ndarray]]:
+    """Read the datasets of `wanted` ({layer name: h5py datasets}) once their declared sizes, summed,
+    fit what `model` can take (check_h5 has already held each to the bytes it stores)."""
+    declared = sum(int(d.size or 0) for datasets in wanted.values() for d in datasets)
+    params = sum(int(np.prod(w.shape)) for layer in model.layers if layer.name in wanted for w in layer.weights)
+    if declared > 2 * params + READ_SLACK:
+        raise WeightsError(f"Refusing {origin}: its tensors for {model.name!r} declare {declared:,} values where the "
+                           f"model's layers hold {params:,}; these are not weights for this model. Pick weights "
+                           f"made for it.")
+    return {name: [np.asarray(d) for d in datasets] for name, datasets in wanted.items()}
