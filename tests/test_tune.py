@@ -54,7 +54,7 @@ def test_two_workers_failed_trial_kill_and_resume(tmp_path):
     table = out / "trials.csv"
     workers, killed, deadline = [], None, time.time() + 240
     while first.poll() is None and time.time() < deadline:
-        workers = workers or _children(first.pid)
+        workers = sorted(set(workers) | set(_children(first.pid)))  # they start one after the other
         rows = _rows(table) if table.exists() else []
         if any(r["finished"] for r in rows) and any(not r["finished"] for r in rows):
             first.send_signal(signal.SIGKILL)  # the chief dies with a trial ended and another running
