@@ -185,6 +185,15 @@ def test_any_zoo_backbone_and_keras_style_builder():
     assert tuple(s32.get_layer("encoder").output.shape[1:]) == (2, 2, 512)
     images = np.zeros((1, 64, 64, 3), "float32")
     assert tuple(model([images, np.array([[2, 5]], "int32")]).shape) == (1, 2, 30)
+    # Decoding (what zoo predict and finetune's validation metrics run) on a registry backbone, whose
+    # feature model has a list of one input: it once failed here and only the tiny backbone was tested.
+    from zoo.tasks.captioning.predict import generate
+
+    vocab = ["", "[UNK]", "<start>", "<end>"] + [f"w{i}" for i in range(26)]
+    for captioner in (model, s32):
+        [out] = generate(captioner, images, vocab=vocab, beam_size=2, max_length=4)
+        grid = captioner.get_layer("encoder").output.shape[1:3]
+        assert isinstance(out["caption"], str) and out["attention"].shape[1:] == tuple(grid)
 
 
 @pytest.mark.parametrize("options,match", [

@@ -239,7 +239,7 @@ def encoder_model(model):
     """image -> [h0, c0]: the LSTM state after it has seen the image (decoding starts from here)."""
 
     encoder, decoder = model.get_layer("encoder"), model.get_layer("decoder")
-    image = keras.Input(tuple(encoder.input.shape[1:]), name="image")
+    image = keras.Input(tuple(encoder.inputs[0].shape[1:]), name="image")
     x = decoder.get_layer("image_embedding")(encoder(image))
     x = decoder.get_layer("image_step")(x)
     _, h, c = decoder.get_layer("lstm")(x)

@@ -174,7 +174,8 @@ def build_encoder(config: ShowAttendTellConfig, *, input_shape, include_preproce
     if config.feature not in backbone.output:
         raise UsageError(f"Backbone {config.backbone!r} has no feature map {config.feature!r}; it has "
                          f"{', '.join(sorted(backbone.output))}. Pass one of those as `feature`.")
-    encoder = keras.Model(backbone.input, backbone.output[config.feature], name="encoder")
+    # inputs[0]: a registry backbone is built with a list of one input, and its `.input` is that list.
+    encoder = keras.Model(backbone.inputs[0], backbone.output[config.feature], name="encoder")
     encoder.trainable = bool(config.train_backbone)
     return encoder
 
@@ -310,7 +311,7 @@ def _initial_state(decoder, fmap):
 def encoder_model(model):
     """image -> [h0, c0, annotations (L, D), projected annotations (L, A)]: where decoding starts."""
     encoder, decoder = model.get_layer("encoder"), model.get_layer("decoder")
-    image = keras.Input(tuple(encoder.input.shape[1:]), name="image")
+    image = keras.Input(tuple(encoder.inputs[0].shape[1:]), name="image")
     return keras.Model(image, _initial_state(decoder, encoder(image)), name="caption_encoder")
 
 
