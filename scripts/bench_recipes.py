@@ -3,6 +3,8 @@
 Recipes (all run by zoo.finetune, so data reading, augmentation, model and evaluation are identical;
 only stages, learning rates, schedule, batch size and regularisation differ):
   zoo     -- the defaults, nothing passed but the epochs.
+  zoo_find -- the defaults with `lr="find"` (`--lr find`): does the LR range test pay? (not in the
+             default --recipes; with fewer than 10 batches of training images it is the default.)
   keras   -- the Keras transfer-learning guide (keras.io/guides/transfer_learning): base frozen (batch
              norm in inference mode), Adam at a constant 1e-3, then everything at a constant 1e-5;
              two thirds of the epochs for the head; batch 32, no label smoothing. From scratch: Adam 1e-3.
@@ -48,6 +50,7 @@ from helpers import write_colours, write_digits  # noqa: E402
 
 DATASETS = ("colours", "digits", "fashion", "shapes")
 RECIPES = ("zoo", "keras", "fastai")
+EXTRA_RECIPES = ("zoo_find",)
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 FASHION_LABELS = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot")
 
@@ -55,6 +58,8 @@ FASHION_LABELS = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "
 def recipe_options(recipe: str, epochs: int, *, pretrained: bool) -> dict:
     if recipe == "zoo":
         return {}
+    if recipe == "zoo_find":
+        return {"lr": "find"}
     if recipe == "keras":
         common = dict(optimizer="adamw", weight_decay=0.0, schedule="constant", label_smoothing=0.0, batch_size=32,
                       early_stopping=None)
@@ -234,10 +239,11 @@ def table(rows: list[dict]) -> str:
     cells: dict[tuple, dict[str, list[float]]] = {}
     for r in rows:
         cells.setdefault((r["dataset"], r["per_class"]), {}).setdefault(r["recipe"], []).append(r["accuracy"])
-    lines = ["| data | per class | " + " | ".join(RECIPES) + " | seeds |", "|---|---|" + "---|" * len(RECIPES) + "---|"]
+    recipes = RECIPES + tuple(r for r in EXTRA_RECIPES if any(row["recipe"] == r for row in rows))
+    lines = ["| data | per class | " + " | ".join(recipes) + " | seeds |", "|---|---|" + "---|" * len(recipes) + "---|"]
     for (dataset, n), by in sorted(cells.items(), key=lambda kv: (DATASETS.index(kv[0][0]), kv[0][1])):
         parts = []
-        for recipe in RECIPES:
+        for recipe in recipes:
             acc = by.get(recipe)
             if not acc:
                 parts.append("-")
