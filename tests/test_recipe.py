@@ -177,3 +177,32 @@ def test_predict_save_dir_draws_on_the_original_colours(tmp_path):
     pixels = np.asarray(Image.open(drawn).convert("RGB"), np.float32)
     centre = pixels[pixels.shape[0] // 2 :, pixels.shape[1] // 2 :].reshape(-1, 3).mean(axis=0)
     assert centre[0] > centre[1] + 80 and centre[0] > centre[2] + 80  # still red, not gray
+
+
+@pytest.mark.slow
+def test_defaults_train_batch_norm_in_stage_two(tmp_path):
+    """Images unlike the pretraining ones need batch norm statistics of their own: by default the
+    fine-tuning stage's batch norm layers train (`--bn frozen` keeps the old statistics)."""
+    import keras
+
+    import zoo
+
+    weights = tmp_path / "r18.weights.h5"
+    zoo.build("resnet18", input_shape=(32, 32, 3)).save_weights(str(weights))
+    data = write_colours(tmp_path / "train", per_class=8, size=32)
+
+    def first_bn_mean(model):
+        layer = next(l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization))
+        return np.asarray(layer.moving_mean)
+
+    start = first_bn_mean(zoo.build("resnet18", input_shape=(32, 32, 3), weights=str(weights)))
+    # no validation split: the last epoch's weights come back, not the best (here the head-only epoch)
+    model = zoo.finetune("resnet18", data, out=tmp_path / "out", epochs=2, weights=str(weights), verbose=0,
+                         val_split=0.0)
+    meta = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    assert [s["name"] for s in meta["training"]["stages"]] == ["head", "finetune"]
+    assert meta["training"]["options"]["bn"] == "train"
+    assert np.abs(first_bn_mean(model) - start).max() > 1e-3  # the statistics followed the new images
+    kept = zoo.finetune("resnet18", data, out=tmp_path / "kept", epochs=2, weights=str(weights), verbose=0,
+                        val_split=0.0, bn="frozen")
+    np.testing.assert_allclose(first_bn_mean(kept), start, atol=1e-6)

@@ -66,8 +66,9 @@ def _lr_option(ctx, param, value):
 @click.option("--weight-decay", type=float, default=1e-4, show_default=True)
 @click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
 @click.option("--label-smoothing", type=float, default=0.1, show_default=True)
-@click.option("--bn", type=click.Choice(["frozen", "train"]), default="frozen", show_default=True,
-              help="Batch norm in inference mode while fine-tuning, or trained.")
+@click.option("--bn", type=click.Choice(["frozen", "train"]), default="train", show_default=True,
+              help="Stage 2: the unfrozen batch norm layers train (their statistics follow your data), or stay "
+                   "in inference mode as in the Keras guide.")
 @click.option("--dropout", type=float, default=0.2, show_default=True, help="Before a newly created classifier.")
 @click.option("--early-stopping", type=int, default=5, show_default=True, help="Patience in epochs; 0 = off.")
 @click.option("--cache-features", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,

@@ -27,7 +27,7 @@ class TrainOptions:
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     optimizer: Literal["adamw", "sgd"] = "adamw"
     label_smoothing: float = 0.1
-    bn: Literal["frozen", "train"] = "frozen"  # batch norm in inference mode while fine-tuning, or trained
+    bn: Literal["frozen", "train"] = "train"  # stage 2: unfrozen batch norm trains, or stays in inference mode
     dropout: float = 0.2  # before the new classifier (only when a head is created)
     early_stopping: int | None = 5  # patience in epochs on the monitored metric; None = off
     cache_features: Literal["auto", "on", "off"] = "auto"  # stage 1 on precomputed base features
