@@ -9,7 +9,7 @@ The default recipe (fastai's `fine_tune`, made to hold on tiny data; every numbe
      block runs at lr / 100. Their batch norm layers train too (`bn="train"`, as fastai and timm):
      when the new images differ from the pretraining ones (colours, backgrounds), statistics kept
      from the old data misnormalise them. Measured on the domain-shift shapes of
-     scripts/bench_recipes.py: 0.655 vs 0.513 (20 per class, 3 seeds), 0.92 vs 0.665 (100 per class).
+     scripts/bench_recipes.py: 0.688 vs 0.513 (20 per class, 3 seeds), 0.900 vs 0.665 (100 per class).
 Training from scratch (no weights) is one stage, everything trainable. `--epochs` counts both.
 Early stopping (zoo.training.trainer) waits for the second half of a stage, and an equal accuracy
 with a lower validation loss counts as progress, so a small run is not cut short.
