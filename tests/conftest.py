@@ -7,6 +7,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+import zoo  # noqa: E402,F401  (zoo's TensorFlow settings, e.g. oneDNN on, before any test imports TensorFlow)
+
 import pytest  # noqa: E402
 
 
