@@ -231,8 +231,12 @@ def run_one(dataset: str, n: int, recipe: str, seed: int, *, epochs: int, work: 
     seconds = time.time() - t0
     accuracy = zoo.evaluate(out, test)["accuracy"]
     keras.backend.clear_session()
+    from tensorflow.python.util import _pywrap_util_port
+
+    # oneDNN changes the seconds (zoo turns it on since 2026-11-30; rows without the key ran without it)
     return {"dataset": dataset, "per_class": n, "recipe": recipe, "seed": seed, "epochs": epochs,
-            "accuracy": round(float(accuracy), 4), "seconds": round(seconds, 1)}
+            "accuracy": round(float(accuracy), 4), "seconds": round(seconds, 1),
+            "onednn": bool(_pywrap_util_port.IsMklEnabled())}
 
 
 def table(rows: list[dict]) -> str:
