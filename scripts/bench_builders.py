@@ -17,6 +17,8 @@ import os
 import statistics
 import time
 
+import zoo  # noqa: E402,F401  before TensorFlow: zoo's TensorFlow settings (zoo.tf_settings) apply only then
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 CASES = [  # label, keras.applications function, zoo name, zoo options
@@ -55,8 +57,6 @@ def main() -> None:
     from rich.console import Console
     from rich.progress import track
     from rich.table import Table
-
-    import zoo
 
     shape = (args.size, args.size, 3)
     x = np.random.default_rng(0).uniform(-1, 1, (args.batch_size, *shape)).astype("float32")

@@ -18,12 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import zoo  # noqa: E402,F401  before TensorFlow: zoo's TensorFlow settings (zoo.tf_settings) apply only then
+
 
 def keras_guide(model_name: str, weights: str, data: Path, *, epochs: int, image_size: int, seed: int,
                 batch_size: int) -> tuple[float, float]:
     import keras
 
-    import zoo
     from zoo.training.freeze import head_layers
 
     shape = None if image_size is None else (image_size, image_size, zoo.info(model_name)["input_shape"][2])
@@ -53,7 +54,6 @@ def keras_guide(model_name: str, weights: str, data: Path, *, epochs: int, image
 
 def zoo_recipe(model_name: str, weights: str, data: Path, *, epochs: int, seed: int, batch_size: int,
                image_size: int | None) -> tuple[float, float]:
-    import zoo
 
     out = Path(tempfile.mkdtemp(prefix="bench-zoo-"))
     t0 = time.time()
@@ -80,7 +80,6 @@ def main(argv=None) -> None:
 
         data = write_digits(Path(tempfile.mkdtemp(prefix="bench-digits-")))
     if args.weights == "random":  # a timing-only run without downloads: random weights saved as a file
-        import zoo
 
         path = Path(tempfile.mkdtemp(prefix="bench-weights-")) / f"{args.model}.weights.h5"
         zoo.build(args.model).save_weights(path)

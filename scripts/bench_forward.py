@@ -39,6 +39,8 @@ import subprocess
 import sys
 import time
 
+import zoo  # noqa: E402,F401  before TensorFlow: zoo's TensorFlow settings (zoo.tf_settings) apply only then
+
 KERAS_APPS = {"resnet50": "ResNet50", "densenet121": "DenseNet121", "vgg16": "VGG16"}
 TORCHVISION = {"resnet50": "resnet50", "densenet121": "densenet121", "vgg16": "vgg16", "googlenet": "googlenet"}
 DEFAULT_MODELS = ["resnet50", "densenet121", "vgg16", "googlenet", "yolo_lite"]
@@ -128,8 +130,6 @@ def tf_contenders(name: str, batch: int, *, variants: list[str]) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    import zoo
-
     x = tf.constant(np.random.default_rng(0).uniform(0, 255, (batch, 224, 224, 3)).astype("float32"))
 
     def runner(model, jit_compile=False):
@@ -209,7 +209,6 @@ def startup(repeats: int = 5) -> dict:
 
 
 def extras(models: list[str]) -> list[dict]:
-    import zoo
 
     rows = []
     for name in models:

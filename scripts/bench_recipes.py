@@ -45,6 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the test suite's data makers: one copy of each
+import zoo  # noqa: E402,F401  before TensorFlow: zoo's TensorFlow settings (zoo.tf_settings) apply only then
 
 from helpers import write_colours, write_digits  # noqa: E402
 
@@ -193,7 +194,6 @@ def make_shapes(work: Path, n: int) -> tuple[Path, Path]:
 
 def shapes_source_model(work: Path) -> Path:
     """resnet18 trained from scratch on the source shapes (once; reused by every run)."""
-    import zoo
 
     out = work / "shapes_source_model"
     if not (out / "model.keras").exists():
@@ -218,8 +218,6 @@ def setting(dataset: str, work: Path) -> tuple[str, dict, bool]:
 
 def run_one(dataset: str, n: int, recipe: str, seed: int, *, epochs: int, work: Path) -> dict:
     import keras
-
-    import zoo
 
     train, test = {"colours": make_colours, "digits": make_digits, "fashion": make_fashion,
                    "shapes": make_shapes}[dataset](work, n)

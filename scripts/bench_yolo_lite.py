@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+import zoo  # noqa: E402,F401  before TensorFlow: zoo's TensorFlow settings (zoo.tf_settings) apply only then
+
 
 def bench(model_ref: str = "yolo_lite", *, seconds: float = 10.0, conf: float = 0.25, threads: int | None = None) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

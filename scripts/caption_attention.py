@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import zoo  # noqa: E402,F401  before TensorFlow: zoo's TensorFlow settings (zoo.tf_settings) apply only then
 
 ARCHS = ("show_and_tell", "show_attend_tell")
 # Sizes shared by both captioners (as scripts/caption_learning.py), then each one's own options:
@@ -106,7 +107,6 @@ def train_and_score(arch: str, root: Path, *, size: int, backbone: str, epochs: 
     """Train `arch` on root/train into root/<arch>; its held-out scores (and pointing, for attention)."""
     import keras
 
-    import zoo
     from zoo.modeldir import get_meta
     from zoo.tasks.captioning import TASK
     from zoo.tasks.captioning.data import read_captions
@@ -143,7 +143,6 @@ def figure(model_dir: Path, images: list[Path], path: Path) -> Path:
 
     from PIL import Image
 
-    import zoo
     from zoo.files import save_image
 
     with tempfile.TemporaryDirectory() as tmp:

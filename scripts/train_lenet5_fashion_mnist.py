@@ -19,6 +19,8 @@ import re
 import time
 from pathlib import Path
 
+import zoo  # noqa: E402,F401  before TensorFlow: zoo's TensorFlow settings (zoo.tf_settings) apply only then
+
 REPO = Path(__file__).resolve().parents[1]
 # The checkout's weights/ folder, which the wheel ships as zoo/weights: the recipe rewrites the
 # repository's files, never an installed copy (zoo.pretrained.manifest.shipped_path reads them).

@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import zoo  # noqa: E402,F401  before TensorFlow: zoo's TensorFlow settings (zoo.tf_settings) apply only then
+
 
 def _generator():
     path = Path(__file__).with_name("make_shapes_detection.py")

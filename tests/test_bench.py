@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -116,5 +117,7 @@ def test_cli_json_and_usage_error(tmp_path):
     assert res.exit_code == 0, res.output
     r = json.loads(res.output.strip().splitlines()[-1])
     assert r["batch_size"] == 2 and math.isfinite(r["images_per_s"]) and r["images_per_s"] > 0
+    # what this process's TensorFlow really runs: conftest imports zoo first, which turns oneDNN on
+    assert r["threads"]["onednn"] is (os.environ["TF_ENABLE_ONEDNN_OPTS"] != "0")
     res = CliRunner().invoke(cli, ["bench", str(path), "--mode", "sideways"])
     assert res.exit_code == 2

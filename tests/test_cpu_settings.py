@@ -17,7 +17,8 @@ _PROBE = ("import zoo, sys\nfrom tensorflow.python.util import _pywrap_util_port
 def _probe(code: str, **env_overrides) -> list[str]:
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     env.update(env_overrides)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout.split()
 
 
@@ -34,3 +35,21 @@ def test_cli_process_has_onednn_on():
     code = ("from zoo.cli import main\nimport os, sys\n"
             "from tensorflow.python.util import _pywrap_util_port as port\nprint(port.IsMklEnabled())")
     assert _probe(code) == ["True"]
+
+
+def test_finetune_says_when_tensorflow_came_first(tmp_path):
+    """`import keras` before `import zoo` (isort's order) leaves TensorFlow's choice in place; where that
+    choice is "off", finetune says so at the start, with what to do. Where TensorFlow enabled oneDNN
+    itself (AVX-512 VNNI/AMX CPUs), there is nothing to say."""
+    from helpers import write_colours
+
+    data = write_colours(tmp_path / "data", per_class=8, size=32)
+    code = (f"import keras\nimport zoo\nfrom zoo.tf_settings import onednn_enabled\n"
+            f"zoo.finetune('lenet5', {str(data)!r}, out={str(tmp_path / 'run')!r}, epochs=1, weights=None, verbose=1, overwrite=True)\n"
+            f"print('onednn', onednn_enabled())")
+    out = _probe(code)
+    said = "oneDNN CPU kernels are off" in " ".join(out)
+    assert out[-2:] in (["onednn", "True"], ["onednn", "False"])
+    assert said is (out[-1] == "False")
+    out = _probe(code, TF_ENABLE_ONEDNN_OPTS="0")  # the user chose: nothing to say
+    assert out[-2:] == ["onednn", "False"] and "oneDNN CPU kernels are off" not in " ".join(out)

@@ -7,15 +7,10 @@ below is resolved lazily from the module that implements it.
 from __future__ import annotations
 
 import importlib
-import os
 
-# TensorFlow reads this once, when it is first imported, so it is set here, before any zoo module
-# can import it; a value the user set wins. TensorFlow turns its oneDNN CPU kernels on by itself
-# only on CPUs with AVX-512 VNNI/BF16 or AMX. On an AVX2 CPU its own kernels compute a convolution's
-# input gradient on 1x1 maps 40x slower (210 vs 5 ms for ResNet's 512-channel 3x3 at batch 32):
-# ResNet-18 at 32 px trains at 145 instead of 32 images/s, ResNet-50 inference 1.3x faster
-# (README, "CPU settings"; tests/test_cpu_settings.py).
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+from zoo import tf_settings
+
+tf_settings.apply()  # before any zoo module can import TensorFlow (oneDNN on; see zoo.tf_settings)
 
 __version__ = "0.1.0"
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from zoo.errors import UsageError
+from zoo.tf_settings import onednn_enabled
 
 MODES = ("forward", "train", "predict")
 
@@ -361,7 +362,7 @@ def _summary(model, label, *, mode, batch_size, precision, xla, optimize, task, 
         # 0 = TensorFlow's default: as many threads as usable cores
         "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                     "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-                    "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")},
+                    "onednn": onednn_enabled()},
         "cpu": peak,
         "peak_flops": peak["peak_flops"],
         "peak_fraction": None,

@@ -192,9 +192,11 @@ def _conversion_line(arch, data, shape) -> str | None:
 
 
 def _start_warnings(run) -> list[str]:
+    from zoo.tf_settings import onednn_warning
     from zoo.training.recipe import short_stages
 
-    return ["warning: " + w for w in short_stages(run.stages, num_train=run.num_train, batch_size=run.opts.batch_size)]
+    out = ["warning: " + w for w in short_stages(run.stages, num_train=run.num_train, batch_size=run.opts.batch_size)]
+    return out + [w for w in [onednn_warning()] if w]
 
 
 def _end_warnings(meta: dict, task_data) -> list[str]:
